@@ -1,0 +1,37 @@
+# make run   - set up (first time) and train the default model on the embedded Fruits-360 sample
+# make test  - set up (first time) and run the test suite (FRUITLAB_DATA or ../shared/data/fruits360: real data)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-slow lint bench ui
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(PY) -m fruitlab model=vgg3_bn optim=adam
+	@echo "Results: MLflow store mlruns/mlflow.db (artifacts in mlruns/artifacts)."
+	@echo "Open them: $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --port 5000"
+
+test: setup
+	$(PY) -m ruff check fruitlab hydra_plugins tests benchmarks
+	$(PY) -m pytest
+
+test-slow: setup
+	$(PY) -m pytest -m slow
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+bench: setup
+	$(PY) benchmarks/bench_pipeline.py
+
+ui: setup
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --port 5000

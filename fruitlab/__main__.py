@@ -1,0 +1,3 @@
+from fruitlab.cli import main
+
+main()

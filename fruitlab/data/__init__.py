@@ -1,0 +1,19 @@
+"""Datasets as LightningDataModules over cached uint8 tensors."""
+
+from omegaconf import DictConfig
+
+from fruitlab.data.base import TensorImageDataModule
+from fruitlab.data.imagefolder import ImageFolderDataModule
+from fruitlab.errors import unknown
+
+LOADERS: dict[str, type[TensorImageDataModule]] = {
+    "imagefolder": ImageFolderDataModule,
+}
+
+
+def build_datamodule(cfg: DictConfig) -> TensorImageDataModule:
+    """The data module for `cfg.data`: `loader` picks the class; the other keys but `name` are its options."""
+    options = {k: v for k, v in cfg.data.items() if k not in ("name", "loader")}
+    if cfg.data.loader not in LOADERS:
+        raise unknown("data loader", cfg.data.loader, list(LOADERS))
+    return LOADERS[cfg.data.loader](batch_size=cfg.batch_size, seed=cfg.seed, **options)

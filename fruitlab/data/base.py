@@ -1,0 +1,113 @@
+"""A LightningDataModule over in-memory uint8 image tensors: the shared path of every dataset.
+
+Subclasses only say how to load the train and test tensors; this class makes the seeded, stratified
+train/validation split, computes normalisation statistics on the training split and serves the loaders.
+Batches stay uint8 until the model (which owns the normalisation) so that what is logged is deployable.
+"""
+
+from dataclasses import dataclass
+
+import lightning.pytorch as pl
+import torch
+from sklearn.model_selection import train_test_split
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+@dataclass
+class ImageTensors:
+    images: torch.Tensor  # (N, C, H, W) uint8
+    labels: torch.Tensor  # (N,) int64
+
+
+class Normalize(nn.Module):
+    """Scale uint8-range or [0, 1] float images to zero mean and unit variance per channel."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean.reshape(1, -1, 1, 1).float())
+        self.register_buffer("std", std.reshape(1, -1, 1, 1).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class TensorImageDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        batch_size: int = 64,
+        val_fraction: float = 0.2,
+        seed: int = 0,
+        eval_batch_size: int = 256,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.classes: list[str] = []
+        self.train: ImageTensors | None = None
+        self.val: ImageTensors | None = None
+        self.test: ImageTensors | None = None
+
+    # -- what a dataset provides -------------------------------------------------------------------
+    def load(self) -> tuple[ImageTensors, ImageTensors, list[str]]:
+        """Return (training set, test set, class names)."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, object]:
+        """Dataset parameters worth logging beside the config."""
+        return {}
+
+    # -- shared machinery --------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.train is not None:
+            return
+        training, self.test, self.classes = self.load()
+        train_idx, val_idx = train_test_split(
+            torch.arange(len(training.labels)).numpy(),
+            test_size=self.val_fraction,
+            stratify=training.labels.numpy(),
+            random_state=self.seed,
+        )
+        self.train = _subset(training, train_idx)
+        self.val = _subset(training, val_idx)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        assert self.train is not None, "call setup() first"
+        return tuple(self.train.images.shape[1:])
+
+    def input_transform(self) -> nn.Module:
+        """The fitted preprocessing the model applies to [0, 1] images (normalisation by default)."""
+        assert self.train is not None, "call setup() first"
+        pixels = self.train.images.float().div_(255)
+        return Normalize(pixels.mean(dim=(0, 2, 3)), pixels.std(dim=(0, 2, 3)))
+
+    @property
+    def model_input_shape(self) -> tuple[int, ...]:
+        """Shape of one example after input_transform(): what the network itself sees."""
+        return self.image_shape
+
+    def train_dataloader(self) -> DataLoader:
+        return _loader(self.train, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return _loader(self.val, self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return _loader(self.test, self.eval_batch_size)
+
+
+def _subset(data: ImageTensors, index) -> ImageTensors:
+    index = torch.as_tensor(index)
+    return ImageTensors(data.images[index], data.labels[index])
+
+
+def _loader(data: ImageTensors | None, batch_size: int, shuffle: bool = False) -> DataLoader:
+    assert data is not None, "call setup() first"
+    return DataLoader(TensorDataset(data.images, data.labels), batch_size=batch_size, shuffle=shuffle)

@@ -1,0 +1,27 @@
+"""Lightning callbacks that feed MLflow."""
+
+import lightning.pytorch as pl
+
+from fruitlab.tracking.runs import log_metrics
+
+History = dict[str, list[tuple[int, float]]]
+
+
+class EpochMetricsLogger(pl.Callback):
+    """Logs the epoch's metrics to the active MLflow run with step = epoch, in one request per epoch, and
+    keeps them as `history` for the learning-curve plots."""
+
+    def __init__(self, names: tuple[str, ...] = ("train_loss", "train_acc", "val_loss", "val_acc")) -> None:
+        self.names = names
+        self.history: History = {}
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        epoch = trainer.current_epoch
+        metrics = {n: float(trainer.callback_metrics[n]) for n in self.names if n in trainer.callback_metrics}
+        metrics["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+        for name, value in metrics.items():
+            self.history.setdefault(name, []).append((epoch, value))
+        if trainer.is_global_zero:
+            log_metrics(metrics, step=epoch)

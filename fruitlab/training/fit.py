@@ -1,0 +1,136 @@
+"""`fit(cfg)`: one tracked training run from a composed config; returns the objective for sweepers."""
+
+import copy
+import json
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+import mlflow
+import torch
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import ModelCheckpoint
+from matplotlib import pyplot as plt
+from mlflow.models import infer_signature
+from omegaconf import DictConfig
+
+from fruitlab.data import build_datamodule
+from fruitlab.data.base import TensorImageDataModule
+from fruitlab.models import count_parameters, get_model
+from fruitlab.reporting.figures import learning_curves
+from fruitlab.tracking.callbacks import EpochMetricsLogger
+from fruitlab.tracking.runs import git_commit, log_config, log_metrics, tracked_run
+from fruitlab.tracking.store import ensure_experiment, normalize_uri, store_root
+from fruitlab.training.evaluate import log_test_figures, predict
+from fruitlab.training.latency import latency_metrics
+from fruitlab.training.module import ClassifierModule, ImageClassifier, Probabilities, to_unit_float
+
+# Keys of the `model` group that configure fruitlab, not the architecture's factory.
+MODEL_SETTINGS = ("name",)
+
+
+def build_module(cfg: DictConfig, datamodule: TensorImageDataModule) -> ClassifierModule:
+    options = {k: v for k, v in cfg.model.items() if k not in MODEL_SETTINGS}
+    backbone = get_model(cfg.model.name, datamodule.num_classes, datamodule.model_input_shape, **options)
+    classifier = ImageClassifier(datamodule.input_transform(), backbone)
+    return ClassifierModule(
+        classifier, datamodule.num_classes, cfg.lr, cfg.optim, cfg.scheduler, monitor=cfg.objective.metric
+    )
+
+
+def build_trainer(cfg: DictConfig, checkpoint_dir: Path) -> tuple[pl.Trainer, ModelCheckpoint, EpochMetricsLogger]:
+    mode = "min" if cfg.objective.direction == "minimize" else "max"
+    checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, monitor=cfg.objective.metric, mode=mode, save_last=True)
+    metrics_logger = EpochMetricsLogger()
+    trainer = pl.Trainer(
+        **cfg.trainer, logger=False, callbacks=[checkpoint, metrics_logger], enable_model_summary=False
+    )
+    return trainer, checkpoint, metrics_logger
+
+
+def default_run_name(cfg: DictConfig) -> str:
+    return f"{cfg.model.name}-{cfg.optim.name}-lr{cfg.lr:g}"
+
+
+def command_overrides() -> str:
+    """The command-line overrides of this Hydra job ('' outside Hydra)."""
+    return " ".join(HydraConfig.get().overrides.task) if HydraConfig.initialized() else ""
+
+
+def record_setup(cfg: DictConfig, datamodule: TensorImageDataModule, module: ClassifierModule) -> None:
+    log_config(cfg)
+    mlflow.log_params(datamodule.describe())
+    mlflow.set_tags({"git_commit": git_commit(), "overrides": command_overrides()})
+    mlflow.log_dict({"classes": datamodule.classes}, "classes.json")
+    log_metrics(
+        {
+            "num_parameters": count_parameters(module.classifier.backbone),
+            "num_classes": datamodule.num_classes,
+            "train_size": len(datamodule.train.labels),
+            "val_size": len(datamodule.val.labels),
+            "test_size": len(datamodule.test.labels),
+        }
+    )
+
+
+def evaluate_and_log(cfg: DictConfig, module: ClassifierModule, datamodule: TensorImageDataModule) -> None:
+    probabilities, labels = predict(module.classifier, datamodule.test_dataloader())
+    log_test_figures(datamodule.test.images, labels, probabilities, datamodule.classes)
+    deployable = Probabilities(copy.deepcopy(module.classifier).cpu()).eval()
+    log_metrics(
+        latency_metrics(
+            deployable, datamodule.image_shape, cfg.latency.batch_sizes, cfg.latency.repeats, cfg.latency.warmup
+        )
+    )
+    if cfg.tracking.log_model:
+        # Two examples: torch.export keeps the batch dimension dynamic only when its example size is not 1.
+        example = to_unit_float(datamodule.test.images[:2]).numpy()
+        with torch.inference_mode():
+            output = deployable(torch.from_numpy(example)).numpy()
+        mlflow.pytorch.log_model(
+            deployable,
+            name="model",
+            signature=infer_signature(example, output),
+            input_example=example,
+            pip_requirements=mlflow.pytorch.get_default_pip_requirements(),
+            metadata={"classes": datamodule.classes},
+        )
+
+
+def fit(cfg: DictConfig) -> float:
+    """Train, test and record one run; return the best value of `cfg.objective.metric`."""
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    datamodule.setup("fit")
+    module = build_module(cfg, datamodule)
+
+    uri = normalize_uri(cfg.tracking.uri)
+    mlflow.set_tracking_uri(uri)
+    experiment_id = ensure_experiment(cfg.tracking.experiment or cfg.data.name, uri)
+    run_name = cfg.tracking.run_name or default_run_name(cfg)
+    with tracked_run(experiment_id, run_name, cfg.tracking.get("parent_run_id")) as run:
+        record_setup(cfg, datamodule, module)
+        trainer, checkpoint, metrics_logger = build_trainer(cfg, store_root(uri) / "checkpoints" / run.info.run_id)
+        started = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule)
+        fit_time = time.perf_counter() - started
+        trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False)
+
+        objective = float(checkpoint.best_model_score)
+        test_acc = float(trainer.callback_metrics["test_acc"])
+        log_metrics(
+            {
+                "test_acc": test_acc,
+                "test_loss": float(trainer.callback_metrics["test_loss"]),
+                "test_zero_one_loss": 1.0 - test_acc,
+                "fit_time_s": fit_time,
+                "epochs": trainer.current_epoch,
+                f"best_{cfg.objective.metric}": objective,
+            }
+        )
+        figure = learning_curves({"": metrics_logger.history})
+        mlflow.log_figure(figure, "plots/learning_curves.png")
+        plt.close(figure)
+        mlflow.log_text(json.dumps(metrics_logger.history), "history.json")
+        evaluate_and_log(cfg, module, datamodule)
+    return objective

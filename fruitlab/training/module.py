@@ -1,0 +1,92 @@
+"""The one LightningModule that trains every registered architecture."""
+
+from collections.abc import Mapping
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from fruitlab.training.optim import build_optimizer, build_scheduler
+
+
+class ImageClassifier(nn.Module):
+    """The deployable network: fitted input preprocessing, then the architecture. Takes float images in
+    [0, 1] of shape (N, C, H, W) and returns logits."""
+
+    def __init__(self, preprocess: nn.Module, backbone: nn.Module) -> None:
+        super().__init__()
+        self.preprocess = preprocess
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.preprocess(x))
+
+
+class Probabilities(nn.Module):
+    """What is logged to MLflow: class probabilities for [0, 1] float images."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.classifier(x), dim=1)
+
+
+def to_unit_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 batches from the data module become [0, 1] floats; float batches pass through."""
+    return images.float().div_(255) if images.dtype == torch.uint8 else images
+
+
+class ClassifierModule(pl.LightningModule):
+    def __init__(
+        self,
+        classifier: ImageClassifier,
+        num_classes: int,
+        lr: float,
+        optim: Mapping,
+        scheduler: Mapping,
+        monitor: str = "val_loss",
+    ) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.lr = lr
+        self.optim_config = dict(optim)
+        self.scheduler_config = dict(scheduler)
+        self.monitor = monitor
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(to_unit_float(images))
+
+    def _step(self, batch, stage: str, accuracy: MulticlassAccuracy) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels)
+        accuracy(logits, labels)
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, sync_dist=True)
+        self.log(f"{stage}_acc", accuracy, on_step=False, on_epoch=True)
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train", self.train_acc)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val", self.val_acc)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "test", self.test_acc)
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return torch.softmax(self(batch[0]), dim=1)
+
+    def configure_optimizers(self):
+        optimizer = build_optimizer(self.classifier.parameters(), self.lr, self.optim_config)
+        scheduler = build_scheduler(optimizer, self.scheduler_config, self.trainer.max_epochs or 1, self.monitor)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -1,0 +1,43 @@
+"""Optimizers and learning-rate schedules by name, built from the `optim` and `scheduler` config groups."""
+
+from collections.abc import Iterable, Mapping
+
+import torch
+
+from fruitlab.errors import unknown
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "adadelta": torch.optim.Adadelta,
+    "rmsprop": torch.optim.RMSprop,
+}
+
+SCHEDULERS = ("none", "cosine", "step", "plateau")
+
+
+def build_optimizer(params: Iterable, lr: float, config: Mapping) -> torch.optim.Optimizer:
+    """`config` is the `optim` group: `name` plus the optimizer's keyword arguments."""
+    options = dict(config)
+    name = options.pop("name")
+    if name not in OPTIMIZERS:
+        raise unknown("optimizer", name, list(OPTIMIZERS))
+    return OPTIMIZERS[name](params, lr=lr, **options)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: Mapping, max_epochs: int, monitor: str) -> dict | None:
+    """A Lightning lr-scheduler dict for the `scheduler` group, stepped once per epoch; None for `none`."""
+    options = dict(config)
+    name = options.pop("name")
+    if name == "none":
+        return None
+    if name == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(max_epochs, 1), **options)
+    elif name == "step":
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, **options)
+    elif name == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, **options)
+    else:
+        raise unknown("scheduler", name, list(SCHEDULERS))
+    return {"scheduler": scheduler, "interval": "epoch", "monitor": monitor}

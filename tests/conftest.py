@@ -1,0 +1,73 @@
+"""Shared fixtures: composed configs (Hydra's compose API, no process start), real data, throw-away stores."""
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from fruitlab.cli import CONFIG_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Settings that keep a real training run short in tests.
+FAST = [
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "latency.repeats=3",
+    "latency.warmup=1",
+]
+
+
+def fruits_root() -> Path | None:
+    """The full 10-class Fruits-360 copy: $FRUITLAB_DATA, else ../shared/data/fruits360 beside the repo."""
+    root = Path(os.environ.get("FRUITLAB_DATA", REPO.parent / "shared" / "data" / "fruits360"))
+    return root if (root / "Training").is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    root = fruits_root()
+    if root is None:
+        pytest.skip("real Fruits-360 data not found: set FRUITLAB_DATA or place it at ../shared/data/fruits360")
+    return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One decode cache per test session, shared by its tests and their subprocesses."""
+    os.environ["FRUITLAB_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ["FRUITLAB_OUTPUTS"] = str(tmp_path_factory.mktemp("outputs"))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    """A fresh SQLite MLflow store URI in a temporary folder."""
+    return f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+
+
+@pytest.fixture
+def make_config() -> Callable[..., DictConfig]:
+    """Compose the project's config with overrides, as `python -m fruitlab` would."""
+
+    def _compose(*overrides: str) -> DictConfig:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            return compose(config_name="config", overrides=list(overrides))
+
+    return _compose
+
+
+def run_cli(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m fruitlab ARGS` in a real process, from the repo root."""
+    return subprocess.run(
+        [sys.executable, "-m", "fruitlab", *args],
+        cwd=kwargs.pop("cwd", REPO),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
