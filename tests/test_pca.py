@@ -34,5 +34,5 @@ def test_standardised_training_pixels_have_zero_mean_unit_variance(real_data: Pa
     dm = PCADataModule(root=real_data, cache_dir=tmp_path, n_components=10)
     dm.setup()
     z = dm.pca.standardize(grayscale(dm.train.images))
-    assert z.mean(dim=0).abs().max() < 1e-3
+    assert z.mean(dim=0).abs().max() < 1e-2
     assert (z.std(dim=0) - 1).abs().max() < 1e-2
