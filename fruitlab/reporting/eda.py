@@ -41,9 +41,7 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m fruitlab (data.*, tracking.*)")
-    p.add_argument(
-        "--components", type=int, nargs="+", default=[10, 50, 170], help="reconstruct from these counts"
-    )
+    p.add_argument("--components", type=int, nargs="+", default=[10, 50, 170], help="reconstruct from these counts")
     p.add_argument("--out", type=Path, help="output folder (default: reports/eda-<data.name>)")
     return p
 
@@ -79,9 +77,7 @@ def samples_figure(datamodule: TensorImageDataModule) -> Figure:
 def class_counts(datamodule: TensorImageDataModule) -> dict[str, list[int]]:
     """{split: images per class} for train, validation and test."""
     splits = {"train": datamodule.train, "validation": datamodule.val, "test": datamodule.test}
-    return {
-        split: data.labels.bincount(minlength=datamodule.num_classes).tolist() for split, data in splits.items()
-    }
+    return {split: data.labels.bincount(minlength=datamodule.num_classes).tolist() for split, data in splits.items()}
 
 
 def class_counts_figure(classes: list[str], counts: dict[str, list[int]]) -> Figure:

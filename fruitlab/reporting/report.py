@@ -39,13 +39,14 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--experiment", help=f"experiment name (default: {DEFAULT_EXPERIMENT})")
     which.add_argument("--sweep", metavar="RUN", help="parent run of a sweep: its id, or its name (latest such run)")
     p.add_argument(
-        "--runs", nargs="+", metavar="RUN", help=f"runs whose learning curves to overlay: ids (or their first "
-        f"characters), names or labels from the ranking (default: the best {DEFAULT_CURVES})"
+        "--runs",
+        nargs="+",
+        metavar="RUN",
+        help=f"runs whose learning curves to overlay: ids (or their first "
+        f"characters), names or labels from the ranking (default: the best {DEFAULT_CURVES})",
     )
     p.add_argument("--out", type=Path, help="output folder (default: reports/<experiment or sweep name>)")
-    p.add_argument(
-        "--store", help="tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)"
-    )
+    p.add_argument("--store", help="tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
     p.add_argument("--target", type=float, default=0.99, help="validation accuracy to time (default: 0.99)")
     p.add_argument("--no-log", action="store_true", help="write the folder only; log nothing to MLflow")
     return p
