@@ -129,11 +129,12 @@ def open_store(store: str | None) -> mlflow.MlflowClient:
     import mlflow
 
     from fruitlab.reporting.store_reader import ReportError
-    from fruitlab.tracking.store import normalize_uri
+    from fruitlab.tracking.store import DEFAULT_STORE, normalize_uri
 
-    uri = normalize_uri(store or os.environ.get("MLFLOW_TRACKING_URI"))
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+    uri = store or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE / 'mlflow.db'}"
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).expanduser().is_file():
         raise ReportError(f"no MLflow store at {uri}: train first, or pass --store URI")
+    uri = normalize_uri(uri)
     mlflow.set_tracking_uri(uri)
     return mlflow.MlflowClient(uri)
 
