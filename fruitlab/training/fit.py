@@ -115,6 +115,7 @@ def fit(cfg: DictConfig) -> float:
         started = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
         fit_time = time.perf_counter() - started
+        mlflow.set_tag("device", str(trainer.strategy.root_device))
         trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False)
 
         objective = float(checkpoint.best_model_score)
