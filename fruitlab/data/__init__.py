@@ -3,11 +3,14 @@
 from omegaconf import DictConfig
 
 from fruitlab.data.base import TensorImageDataModule
+from fruitlab.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from fruitlab.data.imagefolder import ImageFolderDataModule
 from fruitlab.errors import unknown
 
 LOADERS: dict[str, type[TensorImageDataModule]] = {
     "imagefolder": ImageFolderDataModule,
+    "cifar10": CIFAR10DataModule,
+    "cifar100": CIFAR100DataModule,
 }
 
 
