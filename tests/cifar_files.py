@@ -35,7 +35,7 @@ def _dump(path: Path, content: dict) -> None:
 
 
 def write_cifar10(root: Path, train_per_class: int = 20, test_per_class: int = 5) -> Path:
-    """`root/cifar-10-batches-py/` with five training batches (train_per_class split among them) and a test batch."""
+    """`root/cifar-10-batches-py/`: five training batches (train_per_class split among them), a test batch."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
     per_batch = train_per_class // 5

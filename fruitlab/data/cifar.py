@@ -3,13 +3,14 @@
 `<root>/cifar-10-batches-py/` (data_batch_1..5, test_batch, batches.meta) and `<root>/cifar-100-python/`
 (train, test, meta) are read by `torchvision.datasets.CIFAR10/CIFAR100`, which check the official MD5 sums.
 A local copy that is not the official archive (re-pickled, a subset, generated) is read with
-`verify_checksums=False` by a thin subclass whose file lists carry no MD5; as such files are not known to be the
-official ones, they are first unpickled by a loader that only builds numpy arrays, so no code in them runs.
+`verify_checksums=False` by a thin subclass whose file lists carry no MD5; as such files are not known to be
+the official ones, they are first unpickled by a loader that only builds numpy arrays: no code in them runs.
 """
 
 import pickle
 import urllib.error
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ class UnverifiedCIFAR10(CIFAR10):
 
     train_list = _without_md5(CIFAR10.train_list)
     test_list = _without_md5(CIFAR10.test_list)
-    meta = {**CIFAR10.meta, "md5": None}
+    meta: ClassVar[dict] = {**CIFAR10.meta, "md5": None}
 
 
 class UnverifiedCIFAR100(CIFAR100):
@@ -36,7 +37,7 @@ class UnverifiedCIFAR100(CIFAR100):
 
     train_list = _without_md5(CIFAR100.train_list)
     test_list = _without_md5(CIFAR100.test_list)
-    meta = {**CIFAR100.meta, "md5": None}
+    meta: ClassVar[dict] = {**CIFAR100.meta, "md5": None}
 
 
 # What the official files reference: numpy arrays (pickled by numpy 1 or 2) and Python 3's bytes codec.
@@ -62,7 +63,7 @@ def check_arrays_only(path: Path) -> None:
         with path.open("rb") as file:
             _ArraysOnlyUnpickler(file, encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
-        raise DataError(f"cannot read {path} as a CIFAR python pickle: {error}. Replace this file.") from error
+        raise DataError(f"cannot read {path} as a CIFAR python pickle: {error}. Replace it.") from error
 
 
 class CIFARDataModule(TensorImageDataModule):
@@ -100,7 +101,7 @@ class CIFARDataModule(TensorImageDataModule):
         except RuntimeError as error:  # torchvision: "Dataset not found or corrupted", also after a download
             raise self._not_usable(error) from error
         except (pickle.UnpicklingError, EOFError, KeyError, ValueError, OSError) as error:
-            raise DataError(f"cannot read {self.title} from {self.folder}: {error}. Replace the files.") from error
+            raise DataError(f"cannot read {self.title} in {self.folder}: {error}. Replace it.") from error
 
     def _not_usable(self, error: RuntimeError) -> DataError:
         missing = [name for name in self._files() if not (self.folder / name).is_file()]
@@ -108,13 +109,13 @@ class CIFARDataModule(TensorImageDataModule):
             return DataError(f"downloading {self.title} into {self.root} failed: {error}")
         if missing:
             return DataError(
-                f"{self.title} not found: {self.folder} lacks {', '.join(missing)}. Set data.download=true to "
-                f"download it, or data.root=DIR to the folder that holds {self.dataset.base_folder}/."
+                f"{self.title} not found: {self.folder} lacks {', '.join(missing)}. Set data.download=true "
+                f"to download it, or data.root=DIR to the folder that holds {self.dataset.base_folder}/."
             )
         return DataError(
-            f"the {self.title} files in {self.folder} do not match the official MD5 sums. Delete them and set "
-            "data.download=true for the official archive, or set data.verify_checksums=false to use a copy "
-            "that is not the official one."
+            f"the {self.title} files in {self.folder} do not match the official MD5 sums. Delete them and "
+            "set data.download=true for the official archive, or set data.verify_checksums=false to use a "
+            "copy that is not the official one."
         )
 
     def _tensors(self, dataset: CIFAR10) -> ImageTensors:

@@ -3,15 +3,16 @@
 `model.init_from` says where the weights come from:
 - a run id (32 hex digits): the model that run logged (`runs:/<id>/model`) in the current tracking store;
 - an MLflow model URI: `models:/NAME@ALIAS`, `models:/NAME/VERSION` or `runs:/<id>/<path>`;
-- a checkpoint file: a Lightning checkpoint of a fruitlab run (`<store>/checkpoints/<run_id>/*.ckpt`) or a state
-  dict saved with `torch.save`.
+- a checkpoint file: a Lightning checkpoint of a fruitlab run (`<store>/checkpoints/<run_id>/*.ckpt`) or a
+  state dict saved with `torch.save`.
 Logged models are read by MLflow's loader (fruitlab logs them with torch.export: no pickle) and checkpoints by
 `torch.load(weights_only=True)`. Every tensor whose name and shape match the new network is copied. Only the
 classifier head (the last layer that owns parameters) may differ: when its shape differs (another class count)
-it keeps its fresh initialisation. The input normalisation is not copied: it is fitted on the new training split.
+it keeps its fresh initialisation. The input normalisation is not copied: it is fitted on the new training
+split.
 
-`model.freeze` says what stays trainable (a layer is a module that owns parameters: a convolution, a batch norm,
-a linear layer, in definition order):
+`model.freeze` says what stays trainable (a layer is a module that owns parameters: a convolution, a batch
+norm, a linear layer, in definition order):
 - null: everything;
 - N: all but the last N layers are frozen (1: only the head trains);
 - a module name or a list of them (`[layer4,fc]`, names as in `named_modules()`): all but these are frozen.
@@ -41,14 +42,17 @@ BACKBONE_PREFIXES = ("classifier.backbone.", "backbone.")
 
 @dataclass
 class SourceWeights:
-    tensors: dict[str, torch.Tensor]  # the network's (backbone's) tensors by name
+    tensors: dict[str, torch.Tensor]  # by name, as saved (see BACKBONE_PREFIXES)
     reference: str  # the URI or absolute path they were read from
     run_id: str | None  # the run that produced them, when known
 
 
-def backbone_tensors(state: dict[str, object]) -> dict[str, torch.Tensor]:
-    """The network's tensors from a module's state dict, names relative to the network."""
-    tensors = {name: value for name, value in state.items() if isinstance(value, torch.Tensor)}
+def _tensors(state: dict[str, object]) -> dict[str, torch.Tensor]:
+    return {name: value for name, value in state.items() if isinstance(value, torch.Tensor)}
+
+
+def backbone_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The network's tensors, names relative to the network."""
     for prefix in BACKBONE_PREFIXES:
         if any(name.startswith(prefix) for name in tensors):
             return {name.removeprefix(prefix): v for name, v in tensors.items() if name.startswith(prefix)}
@@ -80,7 +84,7 @@ def _from_model_uri(uri: str, given: str) -> SourceWeights:
             f"{mlflow.get_tracking_uri()} ({error}). Check the run id or model name and tracking.uri; for a "
             "run logged with tracking.log_model=false, give its checkpoint file instead."
         ) from error
-    return SourceWeights(backbone_tensors(model.state_dict()), uri, run_id)
+    return SourceWeights(_tensors(model.state_dict()), uri, run_id)
 
 
 def _from_checkpoint(path: Path) -> SourceWeights:
@@ -96,12 +100,12 @@ def _from_checkpoint(path: Path) -> SourceWeights:
     state = content.get("state_dict", content)
     # fruitlab keeps a run's checkpoints in <store>/checkpoints/<run_id>/.
     run_id = path.parent.name if RUN_ID.fullmatch(path.parent.name) else None
-    return SourceWeights(backbone_tensors(state), str(path), run_id)
+    return SourceWeights(_tensors(state), str(path), run_id)
 
 
 def parameter_layers(network: nn.Module) -> list[str]:
     """Names of the modules that own parameters directly, in definition order."""
-    return [name for name, module in network.named_modules() if next(module.parameters(False), None) is not None]
+    return [name for name, module in network.named_modules() if any(True for _ in module.parameters(False))]
 
 
 def _within(name: str, module_name: str) -> bool:
@@ -109,12 +113,13 @@ def _within(name: str, module_name: str) -> bool:
 
 
 def copy_weights(network: nn.Module, source: SourceWeights) -> list[str]:
-    """Copy the matching tensors of `source` into `network`; return the names left as initialised (the head's).
-    Raise ConfigError when anything but the head does not fit."""
+    """Copy the matching tensors of `source` into `network`; return the names left as initialised (the
+    head's). Raise ConfigError when anything but the head does not fit."""
     target = network.state_dict()
+    tensors = backbone_tensors(source.tensors)
     head = parameter_layers(network)[-1]
-    fitting = {k: v for k, v in source.tensors.items() if k in target and v.shape == target[k].shape}
-    misfits = sorted((set(source.tensors) | set(target)) - set(fitting))
+    fitting = {k: v for k, v in tensors.items() if k in target and v.shape == target[k].shape}
+    misfits = sorted((set(tensors) | set(target)) - set(fitting))
     not_head = [name for name in misfits if not _within(name, head)]
     if not_head:
         raise ConfigError(
@@ -133,7 +138,7 @@ def freeze(network: nn.Module, spec: int | str | list[str]) -> list[str]:
     modules = dict(network.named_modules())
     if isinstance(spec, int) and not isinstance(spec, bool):
         if not 1 <= spec <= len(layers):
-            raise ConfigError(f"model.freeze={spec}: give a number of last layers to train, 1 to {len(layers)}.")
+            raise ConfigError(f"model.freeze={spec}: give a number of last layers to train, 1..{len(layers)}")
         keep = layers[-spec:]
     else:
         keep = [spec] if isinstance(spec, str) else [str(name) for name in spec]
@@ -166,10 +171,11 @@ def apply_transfer(model_cfg: DictConfig, network: nn.Module) -> None:
             tags["init_from_run_id"] = source.run_id
     if model_cfg.freeze is not None:
         spec = model_cfg.freeze
-        trainable = freeze(network, list(spec) if isinstance(spec, ListConfig) else spec)
-        tags["trainable_layers"] = ", ".join(trainable)[:5000]
+        trainable_layers = freeze(network, list(spec) if isinstance(spec, ListConfig) else spec)
+        tags["trainable_layers"] = ", ".join(trainable_layers)[:5000]
     if not tags:
         return
     mlflow.set_tags(tags)
-    counts = {flag: sum(p.numel() for p in network.parameters() if p.requires_grad == flag) for flag in (True, False)}
-    log_metrics({"trainable_parameters": counts[True], "frozen_parameters": counts[False]})
+    trainable = sum(p.numel() for p in network.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in network.parameters() if not p.requires_grad)
+    log_metrics({"trainable_parameters": trainable, "frozen_parameters": frozen})
