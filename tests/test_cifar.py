@@ -78,7 +78,7 @@ def test_unverified_files_never_run_code(tmp_path: Path) -> None:
 def test_a_truncated_file_is_reported(tmp_path: Path) -> None:
     batch = write_cifar10(tmp_path) / "cifar-10-batches-py" / "test_batch"
     batch.write_bytes(batch.read_bytes()[:1000])
-    with pytest.raises(DataError, match="cannot read .*test_batch"):
+    with pytest.raises(DataError, match=r"cannot read .*test_batch"):
         CIFAR10DataModule(root=tmp_path, verify_checksums=False).setup()
 
 

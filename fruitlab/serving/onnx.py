@@ -10,8 +10,8 @@ INPUT_NAME = "images"
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path) -> Path:
-    """Write `model` (in eval mode) as one self-contained ONNX file for float inputs (N, *input_shape), with the
-    batch size N dynamic; uses torch's torch.export-based exporter."""
+    """Write `model` (in eval mode) as one self-contained ONNX file for float inputs (N, *input_shape),
+    the batch size N dynamic, with torch's torch.export-based exporter."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.rand(2, *input_shape)  # not 1: a size-1 dimension would be specialised
