@@ -24,9 +24,10 @@ from fruitlab.tracking.store import ensure_experiment, normalize_uri, store_root
 from fruitlab.training.evaluate import log_test_figures, predict
 from fruitlab.training.latency import latency_metrics
 from fruitlab.training.module import ClassifierModule, ImageClassifier, Probabilities, to_unit_float
+from fruitlab.training.transfer import apply_transfer
 
 # Keys of the `model` group that configure fruitlab, not the architecture's factory.
-MODEL_SETTINGS = ("name",)
+MODEL_SETTINGS = ("name", "init_from", "freeze")
 
 
 def build_module(cfg: DictConfig, datamodule: TensorImageDataModule) -> ClassifierModule:
@@ -111,6 +112,7 @@ def fit(cfg: DictConfig) -> float:
     run_name = cfg.tracking.run_name or default_run_name(cfg)
     with tracked_run(experiment_id, run_name, cfg.tracking.get("parent_run_id")) as run:
         record_setup(cfg, datamodule, module)
+        apply_transfer(cfg.model, module.classifier.backbone)
         trainer, checkpoint, metrics_logger = build_trainer(cfg, store_root(uri) / "checkpoints" / run.info.run_id)
         started = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
