@@ -16,9 +16,12 @@ from omegaconf import DictConfig
 
 from fruitlab.data import build_datamodule
 from fruitlab.data.base import TensorImageDataModule
+from fruitlab.errors import ConfigError
 from fruitlab.models import count_parameters, get_model
 from fruitlab.reporting.figures import learning_curves
+from fruitlab.sweeping import context as sweep_trial
 from fruitlab.tracking.callbacks import EpochMetricsLogger
+from fruitlab.tracking.registry import register_model
 from fruitlab.tracking.runs import git_commit, log_config, log_metrics, tracked_run
 from fruitlab.tracking.store import ensure_experiment, normalize_uri, store_root
 from fruitlab.training.evaluate import log_test_figures, predict
@@ -44,7 +47,10 @@ def build_trainer(cfg: DictConfig, checkpoint_dir: Path) -> tuple[pl.Trainer, Mo
     checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, monitor=cfg.objective.metric, mode=mode, save_last=True)
     metrics_logger = EpochMetricsLogger()
     trainer = pl.Trainer(
-        **cfg.trainer, logger=False, callbacks=[checkpoint, metrics_logger], enable_model_summary=False
+        **cfg.trainer,
+        logger=False,
+        callbacks=[checkpoint, metrics_logger, *sweep_trial.callbacks()],
+        enable_model_summary=False,
     )
     return trainer, checkpoint, metrics_logger
 
@@ -101,6 +107,8 @@ def evaluate_and_log(cfg: DictConfig, module: ClassifierModule, datamodule: Tens
 
 def fit(cfg: DictConfig) -> float:
     """Train, test and record one run; return the best value of `cfg.objective.metric`."""
+    if cfg.tracking.get("register") and not cfg.tracking.log_model:
+        raise ConfigError("tracking.register needs tracking.log_model=true: only a logged model can be registered")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
@@ -111,6 +119,7 @@ def fit(cfg: DictConfig) -> float:
     experiment_id = ensure_experiment(cfg.tracking.experiment or cfg.data.name, uri)
     run_name = cfg.tracking.run_name or default_run_name(cfg)
     with tracked_run(experiment_id, run_name, cfg.tracking.get("parent_run_id")) as run:
+        sweep_trial.attach(run.info.run_id)
         record_setup(cfg, datamodule, module)
         apply_transfer(cfg.model, module.classifier.backbone)
         trainer, checkpoint, metrics_logger = build_trainer(cfg, store_root(uri) / "checkpoints" / run.info.run_id)
@@ -136,5 +145,8 @@ def fit(cfg: DictConfig) -> float:
         mlflow.log_figure(figure, "plots/learning_curves.png")
         plt.close(figure)
         mlflow.log_text(json.dumps(metrics_logger.history), "history.json")
-        evaluate_and_log(cfg, module, datamodule)
+        if not sweep_trial.pruned():  # a pruned trial is no candidate: no figures, latency or model
+            evaluate_and_log(cfg, module, datamodule)
+        if cfg.tracking.get("register"):
+            register_model(run.info.run_id, cfg.tracking.register)
     return objective
