@@ -10,20 +10,25 @@ import mlflow
 import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from matplotlib import pyplot as plt
 from mlflow.models import infer_signature
 from omegaconf import DictConfig
 
+from fruitlab.config import check_types
 from fruitlab.data import build_datamodule
 from fruitlab.data.base import TensorImageDataModule
 from fruitlab.models import count_parameters, get_model
 from fruitlab.reporting.figures import learning_curves
+from fruitlab.signals import interrupts_raise
 from fruitlab.tracking.callbacks import EpochMetricsLogger
 from fruitlab.tracking.runs import git_commit, log_config, log_metrics, tracked_run
-from fruitlab.tracking.store import ensure_experiment, normalize_uri, store_root
+from fruitlab.tracking.store import checkpoint_dir, check_reachable, ensure_experiment, normalize_uri
+from fruitlab.training.callbacks import FiniteLossGuard, RngStateInCheckpoint
 from fruitlab.training.evaluate import log_test_figures, predict
 from fruitlab.training.latency import latency_metrics
 from fruitlab.training.module import ClassifierModule, ImageClassifier, Probabilities, to_unit_float
+from fruitlab.training.resume import last_checkpoint, resumable_run
 
 # Keys of the `model` group that configure fruitlab, not the architecture's factory.
 MODEL_SETTINGS = ("name",)
@@ -38,13 +43,18 @@ def build_module(cfg: DictConfig, datamodule: TensorImageDataModule) -> Classifi
     )
 
 
-def build_trainer(cfg: DictConfig, checkpoint_dir: Path) -> tuple[pl.Trainer, ModelCheckpoint, EpochMetricsLogger]:
+def build_trainer(
+    cfg: DictConfig, directory: Path | None
+) -> tuple[pl.Trainer, ModelCheckpoint, EpochMetricsLogger]:
+    """`directory` holds the checkpoints; None on the other processes of a multi-process run, which get
+    the first process's from Lightning. `last.ckpt` is written after each epoch's metrics are logged."""
     mode = "min" if cfg.objective.direction == "minimize" else "max"
-    checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, monitor=cfg.objective.metric, mode=mode, save_last=True)
-    metrics_logger = EpochMetricsLogger()
-    trainer = pl.Trainer(
-        **cfg.trainer, logger=False, callbacks=[checkpoint, metrics_logger], enable_model_summary=False
+    checkpoint = ModelCheckpoint(
+        dirpath=directory, monitor=cfg.objective.metric, mode=mode, save_last=True, save_on_train_epoch_end=True
     )
+    metrics_logger = EpochMetricsLogger()
+    callbacks = [checkpoint, metrics_logger, RngStateInCheckpoint(), FiniteLossGuard()]
+    trainer = pl.Trainer(**cfg.trainer, logger=False, callbacks=callbacks, enable_model_summary=False)
     return trainer, checkpoint, metrics_logger
 
 
@@ -97,24 +107,52 @@ def evaluate_and_log(cfg: DictConfig, module: ClassifierModule, datamodule: Tens
         )
 
 
+def train(
+    cfg: DictConfig, module: ClassifierModule, datamodule: TensorImageDataModule, directory: Path | None,
+    resume_from: Path | None,
+) -> tuple[pl.Trainer, ModelCheckpoint, EpochMetricsLogger, float]:
+    """Fit (from `resume_from` if given) and test the best checkpoint; checkpoints load as plain tensors."""
+    trainer, checkpoint, metrics_logger = build_trainer(cfg, directory)
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    fit_time = time.perf_counter() - started
+    trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False, weights_only=True)
+    return trainer, checkpoint, metrics_logger, fit_time
+
+
+@interrupts_raise()
 def fit(cfg: DictConfig) -> float:
-    """Train, test and record one run; return the best value of `cfg.objective.metric`."""
+    """Train, test and record one run, or continue the interrupted run `cfg.resume`; return the best value of
+    `cfg.objective.metric`. In a multi-process run only the first process touches MLflow."""
+    check_types(cfg)
+    uri = normalize_uri(cfg.tracking.uri)
+    tracking = rank_zero_only.rank == 0
+    if tracking:  # before the data is loaded, so that a wrong address or run id fails at once
+        check_reachable(uri)
+        mlflow.set_tracking_uri(uri)
+        experiment_id = ensure_experiment(cfg.tracking.experiment or cfg.data.name, uri)
+        resumed = resumable_run(cfg, uri) if cfg.resume else None
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
     module = build_module(cfg, datamodule)
+    if not tracking:
+        resume_from = last_checkpoint(uri, cfg.resume) if cfg.resume else None
+        checkpoint = train(cfg, module, datamodule, None, resume_from)[1]
+        return float(checkpoint.best_model_score)
 
-    uri = normalize_uri(cfg.tracking.uri)
-    mlflow.set_tracking_uri(uri)
-    experiment_id = ensure_experiment(cfg.tracking.experiment or cfg.data.name, uri)
-    run_name = cfg.tracking.run_name or default_run_name(cfg)
-    with tracked_run(experiment_id, run_name, cfg.tracking.get("parent_run_id")) as run:
-        record_setup(cfg, datamodule, module)
-        trainer, checkpoint, metrics_logger = build_trainer(cfg, store_root(uri) / "checkpoints" / run.info.run_id)
-        started = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule)
-        fit_time = time.perf_counter() - started
-        trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False)
+    run_name = None if resumed else cfg.tracking.run_name or default_run_name(cfg)
+    parent_run_id = cfg.tracking.get("parent_run_id")
+    with tracked_run(experiment_id, run_name, parent_run_id, resumed and resumed.info.run_id) as run:
+        run_id = run.info.run_id
+        if not resumed:
+            record_setup(cfg, datamodule, module)
+        elif "error" in resumed.data.tags:
+            mlflow.MlflowClient().delete_tag(run_id, "error")  # the interruption is over
+        resume_from = last_checkpoint(uri, run_id) if resumed else None
+        trainer, checkpoint, metrics_logger, fit_time = train(
+            cfg, module, datamodule, checkpoint_dir(uri, run_id), resume_from
+        )
 
         objective = float(checkpoint.best_model_score)
         test_acc = float(trainer.callback_metrics["test_acc"])
