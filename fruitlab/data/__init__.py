@@ -4,10 +4,12 @@ from omegaconf import DictConfig
 
 from fruitlab.data.base import TensorImageDataModule
 from fruitlab.data.imagefolder import ImageFolderDataModule
+from fruitlab.data.pca import PCADataModule
 from fruitlab.errors import unknown
 
 LOADERS: dict[str, type[TensorImageDataModule]] = {
     "imagefolder": ImageFolderDataModule,
+    "pca": PCADataModule,
 }
 
 

@@ -6,10 +6,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on servers and in CI
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib import pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+import torch
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
 
 History = Mapping[str, Sequence[tuple[int, float]]]
 

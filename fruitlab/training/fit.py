@@ -79,6 +79,7 @@ def record_setup(cfg: DictConfig, datamodule: TensorImageDataModule, module: Cla
             "train_size": len(datamodule.train.labels),
             "val_size": len(datamodule.val.labels),
             "test_size": len(datamodule.test.labels),
+            **datamodule.summary_metrics(),
         }
     )
 
