@@ -53,6 +53,11 @@ def check_reachable(uri: str) -> None:
         shown = sqlalchemy.engine.make_url(uri).render_as_string(hide_password=True)
         try:
             sqlalchemy.create_engine(uri, connect_args=_connect_timeout(uri)).connect().close()
+        except ImportError as error:
+            raise TrackingError(
+                f"no database driver for tracking.uri={shown} ({error}); name an installed one in the URI, "
+                "e.g. postgresql+psycopg2://USER@HOST:PORT/DB."
+            ) from error
         except sqlalchemy.exc.SQLAlchemyError as error:
             reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
             raise TrackingError(

@@ -15,7 +15,6 @@ from matplotlib import pyplot as plt
 from mlflow.models import infer_signature
 from omegaconf import DictConfig
 
-from fruitlab.config import check_types
 from fruitlab.data import build_datamodule
 from fruitlab.data.base import TensorImageDataModule
 from fruitlab.models import count_parameters, get_model
@@ -23,7 +22,7 @@ from fruitlab.reporting.figures import learning_curves
 from fruitlab.signals import interrupts_raise
 from fruitlab.tracking.callbacks import EpochMetricsLogger
 from fruitlab.tracking.runs import git_commit, log_config, log_metrics, tracked_run
-from fruitlab.tracking.store import checkpoint_dir, check_reachable, ensure_experiment, normalize_uri
+from fruitlab.tracking.store import check_reachable, checkpoint_dir, ensure_experiment, normalize_uri
 from fruitlab.training.callbacks import FiniteLossGuard, RngStateInCheckpoint
 from fruitlab.training.evaluate import log_test_figures, predict
 from fruitlab.training.latency import latency_metrics
@@ -43,9 +42,7 @@ def build_module(cfg: DictConfig, datamodule: TensorImageDataModule) -> Classifi
     )
 
 
-def build_trainer(
-    cfg: DictConfig, directory: Path | None
-) -> tuple[pl.Trainer, ModelCheckpoint, EpochMetricsLogger]:
+def build_trainer(cfg: DictConfig, directory: Path | None) -> tuple[pl.Trainer, ModelCheckpoint, EpochMetricsLogger]:
     """`directory` holds the checkpoints; None on the other processes of a multi-process run, which get
     the first process's from Lightning. `last.ckpt` is written after each epoch's metrics are logged."""
     mode = "min" if cfg.objective.direction == "minimize" else "max"
@@ -109,7 +106,10 @@ def evaluate_and_log(cfg: DictConfig, module: ClassifierModule, datamodule: Tens
 
 
 def train(
-    cfg: DictConfig, module: ClassifierModule, datamodule: TensorImageDataModule, directory: Path | None,
+    cfg: DictConfig,
+    module: ClassifierModule,
+    datamodule: TensorImageDataModule,
+    directory: Path | None,
     resume_from: Path | None,
 ) -> tuple[pl.Trainer, ModelCheckpoint, EpochMetricsLogger, float]:
     """Fit (from `resume_from` if given) and test the best checkpoint; checkpoints load as plain tensors."""
@@ -121,27 +121,28 @@ def train(
     return trainer, checkpoint, metrics_logger, fit_time
 
 
-@interrupts_raise()
-def fit(cfg: DictConfig) -> float:
-    """Train, test and record one run, or continue the interrupted run `cfg.resume`; return the best value of
-    `cfg.objective.metric`. In a multi-process run only the first process touches MLflow."""
-    check_types(cfg)
-    uri = normalize_uri(cfg.tracking.uri)
-    tracking = rank_zero_only.rank == 0
-    if tracking:  # before the data is loaded, so that a wrong address or run id fails at once
-        check_reachable(uri)
-        mlflow.set_tracking_uri(uri)
-        experiment_id = ensure_experiment(cfg.tracking.experiment or cfg.data.name, uri)
-        resumed = resumable_run(cfg, uri) if cfg.resume else None
+def prepare(cfg: DictConfig) -> tuple[TensorImageDataModule, ClassifierModule]:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
-    module = build_module(cfg, datamodule)
-    if not tracking:
-        resume_from = last_checkpoint(uri, cfg.resume) if cfg.resume else None
-        checkpoint = train(cfg, module, datamodule, None, resume_from)[1]
-        return float(checkpoint.best_model_score)
+    return datamodule, build_module(cfg, datamodule)
 
+
+@interrupts_raise()
+def fit(cfg: DictConfig) -> float:
+    """Train, test and record one run, or continue the interrupted run `cfg.resume`; return the best value of
+    `cfg.objective.metric`."""
+    uri = normalize_uri(cfg.tracking.uri)
+    if rank_zero_only.rank != 0:  # the other processes of a multi-process run train but never touch MLflow
+        datamodule, module = prepare(cfg)
+        resume_from = last_checkpoint(uri, cfg.resume) if cfg.resume else None
+        return float(train(cfg, module, datamodule, None, resume_from)[1].best_model_score)
+
+    check_reachable(uri)  # before the data is loaded, so that a wrong address or run id fails at once
+    mlflow.set_tracking_uri(uri)
+    experiment_id = ensure_experiment(cfg.tracking.experiment or cfg.data.name, uri)
+    resumed = resumable_run(cfg, uri) if cfg.resume else None
+    datamodule, module = prepare(cfg)
     run_name = None if resumed else cfg.tracking.run_name or default_run_name(cfg)
     parent_run_id = cfg.tracking.get("parent_run_id")
     with tracked_run(experiment_id, run_name, parent_run_id, resumed and resumed.info.run_id) as run:
