@@ -50,7 +50,7 @@ def store(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_config() -> Callable[..., DictConfig]:
     """Compose the project's config with overrides, as `python -m fruitlab` would."""
 

@@ -140,9 +140,9 @@ def fit(cfg: DictConfig) -> float:
 
     check_reachable(uri)  # before the data is loaded, so that a wrong address or run id fails at once
     mlflow.set_tracking_uri(uri)
-    experiment_id = ensure_experiment(cfg.tracking.experiment or cfg.data.name, uri)
     resumed = resumable_run(cfg, uri) if cfg.resume else None
     datamodule, module = prepare(cfg)
+    experiment_id = ensure_experiment(cfg.tracking.experiment or cfg.data.name, uri)
     run_name = None if resumed else cfg.tracking.run_name or default_run_name(cfg)
     parent_run_id = cfg.tracking.get("parent_run_id")
     with tracked_run(experiment_id, run_name, parent_run_id, resumed and resumed.info.run_id) as run:
