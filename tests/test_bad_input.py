@@ -88,7 +88,7 @@ def test_dataset_problems_are_one_line_naming_the_path(tmp_path: Path, make_data
 
 def test_a_diverging_run_stops_failed_with_the_reason(make_config, store: str) -> None:
     cfg = make_config("model=lenet", "optim=sgd", "lr=1e6", f"tracking.uri={store}", *FAST, "trainer.max_epochs=3")
-    with pytest.raises(NonFiniteLossError, match="training diverged: train loss is (nan|inf)"):
+    with pytest.raises(NonFiniteLossError, match=r"training diverged: train loss is (nan|inf)"):
         fit(cfg)
     client = mlflow.MlflowClient(store)
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
