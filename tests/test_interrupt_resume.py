@@ -12,7 +12,7 @@ import lightning.pytorch as pl
 import mlflow
 import pytest
 import torch
-from conftest import FAST, REPO
+from conftest import FAST, REPO, compose_config
 
 from fruitlab.errors import ConfigError, RunInterrupted
 from fruitlab.training import fit as fit_module
@@ -47,11 +47,10 @@ def metric_histories(uri: str) -> dict[str, list[tuple[int, float]]]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> str:
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The store of one uninterrupted THREE_EPOCHS run."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('straight') / 'mlflow.db'}"
-    make_config = request.getfixturevalue("make_config")
-    fit(make_config(*THREE_EPOCHS, f"tracking.uri={uri}"))
+    fit(compose_config(*THREE_EPOCHS, f"tracking.uri={uri}"))
     return uri
 
 

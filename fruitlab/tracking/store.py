@@ -82,7 +82,7 @@ def store_root(uri: str) -> Path:
     return DEFAULT_STORE.resolve()
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "experiment"
 
 
@@ -95,7 +95,7 @@ def ensure_experiment(name: str, uri: str) -> str:
         return experiment.experiment_id
     location = None
     if uri.startswith("sqlite:///"):
-        location = (store_root(uri) / "artifacts" / _slug(name)).as_uri()
+        location = (store_root(uri) / "artifacts" / slug(name)).as_uri()
     try:
         return client.create_experiment(name, artifact_location=location)
     except MlflowException:  # created meanwhile by a concurrent worker

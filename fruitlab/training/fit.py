@@ -17,10 +17,13 @@ from omegaconf import DictConfig
 
 from fruitlab.data import build_datamodule
 from fruitlab.data.base import TensorImageDataModule
+from fruitlab.errors import ConfigError
 from fruitlab.models import count_parameters, get_model
 from fruitlab.reporting.figures import learning_curves
 from fruitlab.signals import interrupts_raise
+from fruitlab.sweeping import context as sweep_trial
 from fruitlab.tracking.callbacks import EpochMetricsLogger
+from fruitlab.tracking.registry import register_model
 from fruitlab.tracking.runs import git_commit, log_config, log_metrics, tracked_run
 from fruitlab.tracking.store import check_reachable, checkpoint_dir, ensure_experiment, normalize_uri
 from fruitlab.training.callbacks import FiniteLossGuard, RngStateInCheckpoint
@@ -28,9 +31,10 @@ from fruitlab.training.evaluate import log_test_figures, predict
 from fruitlab.training.latency import latency_metrics
 from fruitlab.training.module import ClassifierModule, ImageClassifier, Probabilities, to_unit_float
 from fruitlab.training.resume import last_checkpoint, resumable_run
+from fruitlab.training.transfer import apply_transfer
 
 # Keys of the `model` group that configure fruitlab, not the architecture's factory.
-MODEL_SETTINGS = ("name",)
+MODEL_SETTINGS = ("name", "init_from", "freeze")
 
 
 def build_module(cfg: DictConfig, datamodule: TensorImageDataModule) -> ClassifierModule:
@@ -50,7 +54,7 @@ def build_trainer(cfg: DictConfig, directory: Path | None) -> tuple[pl.Trainer, 
         dirpath=directory, monitor=cfg.objective.metric, mode=mode, save_last=True, save_on_train_epoch_end=True
     )
     metrics_logger = EpochMetricsLogger()
-    callbacks = [checkpoint, metrics_logger, RngStateInCheckpoint(), FiniteLossGuard()]
+    callbacks = [checkpoint, metrics_logger, RngStateInCheckpoint(), FiniteLossGuard(), *sweep_trial.callbacks()]
     trainer = pl.Trainer(**cfg.trainer, logger=False, callbacks=callbacks, enable_model_summary=False)
     return trainer, checkpoint, metrics_logger
 
@@ -132,6 +136,8 @@ def prepare(cfg: DictConfig) -> tuple[TensorImageDataModule, ClassifierModule]:
 def fit(cfg: DictConfig) -> float:
     """Train, test and record one run, or continue the interrupted run `cfg.resume`; return the best value of
     `cfg.objective.metric`."""
+    if cfg.tracking.get("register") and not cfg.tracking.log_model:
+        raise ConfigError("tracking.register needs tracking.log_model=true: only a logged model can be registered")
     uri = normalize_uri(cfg.tracking.uri)
     if rank_zero_only.rank != 0:  # the other processes of a multi-process run train but never touch MLflow
         datamodule, module = prepare(cfg)
@@ -147,14 +153,17 @@ def fit(cfg: DictConfig) -> float:
     parent_run_id = cfg.tracking.get("parent_run_id")
     with tracked_run(experiment_id, run_name, parent_run_id, resumed and resumed.info.run_id) as run:
         run_id = run.info.run_id
+        sweep_trial.attach(run_id)
         if not resumed:
             record_setup(cfg, datamodule, module)
         elif "error" in resumed.data.tags:
             mlflow.MlflowClient().delete_tag(run_id, "error")  # the interruption is over
+        apply_transfer(cfg.model, module.classifier.backbone)
         resume_from = last_checkpoint(uri, run_id) if resumed else None
         trainer, checkpoint, metrics_logger, fit_time = train(
             cfg, module, datamodule, checkpoint_dir(uri, run_id), resume_from
         )
+        mlflow.set_tag("device", str(trainer.strategy.root_device))
 
         objective = float(checkpoint.best_model_score)
         test_acc = float(trainer.callback_metrics["test_acc"])
@@ -172,5 +181,8 @@ def fit(cfg: DictConfig) -> float:
         mlflow.log_figure(figure, "plots/learning_curves.png")
         plt.close(figure)
         mlflow.log_text(json.dumps(metrics_logger.history), "history.json")
-        evaluate_and_log(cfg, module, datamodule)
+        if not sweep_trial.pruned():  # a pruned trial is no candidate: no figures, latency or model
+            evaluate_and_log(cfg, module, datamodule)
+        if cfg.tracking.get("register"):
+            register_model(run.info.run_id, cfg.tracking.register)
     return objective

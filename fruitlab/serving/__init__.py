@@ -1,0 +1,1 @@
+"""Deploying trained models: rebuilding them from the tracking store, ONNX export and ONNX Runtime."""
