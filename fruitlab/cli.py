@@ -88,8 +88,16 @@ def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its config errors here instead of printing them
     try:
         run()
-    except CompactHydraException as error:
+    except (CompactHydraException, FruitlabError) as error:  # config mistakes, and a sweep's own
         if traceback_wanted:
             raise
-        print(f"fruitlab: error: {hydra_error_line(error)}", file=sys.stderr)
+        line = hydra_error_line(error) if isinstance(error, CompactHydraException) else error
+        print(f"fruitlab: error: {line}", file=sys.stderr)
         sys.exit(2)
+    except RunInterrupted as interruption:  # only a sweep lets it through run()
+        print(
+            f"fruitlab: sweep {interruption}; its running trial is FAIL and its MLflow run KILLED. "
+            "Run the same command again to continue the study.",
+            file=sys.stderr,
+        )
+        sys.exit(128 + interruption.signum)
