@@ -3,13 +3,14 @@
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from pg import PostgresServer, missing_reason, postgres_server
 
 from fruitlab.cli import CONFIG_DIR
 
@@ -116,3 +117,13 @@ def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> FinishedSweep:
     finished = [r.info.run_id for r in children if r.info.status == "FINISHED" and r.info.run_id != parent.info.run_id]
     failed = next(r.info.run_id for r in children if r.info.status == "FAILED")
     return FinishedSweep(uri, "fruits360", "pca-sweep", parent.info.run_id, finished, failed)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throw-away PostgreSQL server for the session; skipped where PostgreSQL is not installed."""
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    with postgres_server() as server:
+        yield server

@@ -69,11 +69,20 @@ def open_storage(
                 grace_period=grace_period,
                 heartbeat_stale_trial_callback=on_stale,
             )
-    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.OperationalError, ImportError) as error:
-        raise ConfigError(
-            f"cannot open Optuna storage '{storage_label(url)}' ({error}); give an RDB URL such as "
-            "sqlite:///path/optuna.db or postgresql://user@host/db as hydra.sweeper.storage"
-        ) from error
+    except STORAGE_ERRORS as error:
+        raise storage_error(url, error) from error
+
+
+# What a wrong, unreachable or driverless storage URL raises.
+STORAGE_ERRORS = (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.OperationalError, ImportError)
+
+
+def storage_error(url: str, error: BaseException) -> ConfigError:
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    return ConfigError(
+        f"cannot open Optuna storage '{storage_label(url)}' ({reason}); give a reachable RDB URL such as "
+        "sqlite:///path/optuna.db or postgresql+psycopg2://user@host/db as hydra.sweeper.storage"
+    )
 
 
 def make_sampler(name: str, seed: int | None, options: dict) -> optuna.samplers.BaseSampler:
@@ -165,7 +174,11 @@ def study_lock(url: str, study_name: str) -> Iterator[None]:
             "postgresql": ("SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)", _lock_key(study_name)),
             "mysql": ("SELECT GET_LOCK(:key, -1)", "SELECT RELEASE_LOCK(:key)", f"optuna-{_lock_key(study_name)}"),
         }[backend]
-        with _engine(url).connect() as connection:
+        try:
+            connection = _engine(url).connect()
+        except STORAGE_ERRORS as error:
+            raise storage_error(url, error) from error
+        with connection:
             connection.execute(sqlalchemy.text(acquire), {"key": key})
             try:
                 yield

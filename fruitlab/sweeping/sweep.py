@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from fruitlab.errors import ConfigError
+from fruitlab.errors import ConfigError, RunInterrupted
 from fruitlab.sweeping import context as trial_context
 from fruitlab.sweeping.report import log_study_plots, log_trials_table
 from fruitlab.sweeping.settings import SweepSettings
@@ -195,8 +195,9 @@ class Sweep:
             with heartbeat(storage, trial, self.settings.heartbeat_interval), trial_context.running(context):
                 result = self.launch(overrides, trial.number)
             outcome = self.outcome(result, context)
-        except (KeyboardInterrupt, SystemExit):  # Ctrl-C (Lightning turns it into SystemExit)
-            self.finish(study, trial, context, Outcome(TrialState.FAIL, reason="interrupted"))
+        # Ctrl-C: Lightning turns it into SystemExit; SIGTERM: RunInterrupted
+        except (KeyboardInterrupt, SystemExit, RunInterrupted) as interruption:
+            self.finish(study, trial, context, Outcome(TrialState.FAIL, reason=str(interruption) or "interrupted"))
             raise
         except Exception as error:  # the job's config could not be composed
             outcome = Outcome(TrialState.FAIL, reason=describe(error))

@@ -33,3 +33,10 @@ class EpochMetricsLogger(pl.Callback):
             self.history.setdefault(name, []).append((epoch, value))
         if trainer.is_global_zero:
             log_metrics(metrics, step=epoch)
+
+    # The history travels in checkpoints so that a resumed run plots all its epochs.
+    def state_dict(self) -> dict[str, History]:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, History]) -> None:
+        self.history = state_dict["history"]

@@ -49,10 +49,12 @@ class FruitlabOptunaSweeper(Sweeper):
         return self.launcher.launch([overrides], initial_job_idx=job_number)[0]
 
     def sweep(self, arguments: list[str]) -> Any:
+        from fruitlab.signals import interrupts_raise
         from fruitlab.sweeping.sweep import Sweep
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         # The sweep's own params first: the command line wins for a key given in both.
         lines = [f"{key}={value}" for key, value in self.settings.params.items()]
         overrides = {o.get_key_element(): o for o in parser.parse_overrides([*lines, *arguments])}
-        return Sweep(self.settings, self.config, list(overrides.values()), self.launch).run()
+        with interrupts_raise():  # SIGTERM between trials too ends the sweep's runs and trial cleanly
+            return Sweep(self.settings, self.config, list(overrides.values()), self.launch).run()
