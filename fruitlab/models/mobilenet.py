@@ -7,5 +7,5 @@ from fruitlab.models.registry import register_model
 
 
 @register_model("mobilenet_v2")
-def mobilenet_v2(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
-    return tv_mobilenet_v2(num_classes=num_classes)
+def mobilenet_v2(num_classes: int, input_shape: tuple[int, ...], dropout: float = 0.2) -> nn.Module:
+    return tv_mobilenet_v2(num_classes=num_classes, dropout=dropout)

@@ -15,15 +15,18 @@ from mlflow.models import infer_signature
 from omegaconf import DictConfig
 
 from fruitlab.data import build_datamodule
+from fruitlab.data.augment import build_augmentation, log_augmentation
 from fruitlab.data.base import TensorImageDataModule
 from fruitlab.models import count_parameters, get_model
 from fruitlab.reporting.figures import learning_curves
+from fruitlab.reporting.gradcam import log_gradcam
 from fruitlab.tracking.callbacks import EpochMetricsLogger
 from fruitlab.tracking.runs import git_commit, log_config, log_metrics, tracked_run
 from fruitlab.tracking.store import ensure_experiment, normalize_uri, store_root
-from fruitlab.training.evaluate import log_test_figures, predict
+from fruitlab.training.evaluate import log_test_report, predict, spread_sample
 from fruitlab.training.latency import latency_metrics
 from fruitlab.training.module import ClassifierModule, ImageClassifier, Probabilities, to_unit_float
+from fruitlab.training.stopping import build_early_stopping
 
 # Keys of the `model` group that configure fruitlab, not the architecture's factory.
 MODEL_SETTINGS = ("name",)
@@ -34,7 +37,13 @@ def build_module(cfg: DictConfig, datamodule: TensorImageDataModule) -> Classifi
     backbone = get_model(cfg.model.name, datamodule.num_classes, datamodule.model_input_shape, **options)
     classifier = ImageClassifier(datamodule.input_transform(), backbone)
     return ClassifierModule(
-        classifier, datamodule.num_classes, cfg.lr, cfg.optim, cfg.scheduler, monitor=cfg.objective.metric
+        classifier,
+        datamodule.num_classes,
+        cfg.lr,
+        cfg.optim,
+        cfg.scheduler,
+        monitor=cfg.objective.metric,
+        augment=build_augmentation(cfg.get("augment")),
     )
 
 
@@ -42,9 +51,10 @@ def build_trainer(cfg: DictConfig, checkpoint_dir: Path) -> tuple[pl.Trainer, Mo
     mode = "min" if cfg.objective.direction == "minimize" else "max"
     checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, monitor=cfg.objective.metric, mode=mode, save_last=True)
     metrics_logger = EpochMetricsLogger()
-    trainer = pl.Trainer(
-        **cfg.trainer, logger=False, callbacks=[checkpoint, metrics_logger], enable_model_summary=False
-    )
+    callbacks = [checkpoint, metrics_logger]
+    if (early_stopping := build_early_stopping(cfg.get("early_stopping"))) is not None:
+        callbacks.append(early_stopping)
+    trainer = pl.Trainer(**cfg.trainer, logger=False, callbacks=callbacks, enable_model_summary=False)
     return trainer, checkpoint, metrics_logger
 
 
@@ -71,11 +81,22 @@ def record_setup(cfg: DictConfig, datamodule: TensorImageDataModule, module: Cla
             "test_size": len(datamodule.test.labels),
         }
     )
+    if module.augment is not None:
+        log_augmentation(module.augment, datamodule.train.images[spread_sample(6, len(datamodule.train.labels))])
 
 
 def evaluate_and_log(cfg: DictConfig, module: ClassifierModule, datamodule: TensorImageDataModule) -> None:
     probabilities, labels = predict(module.classifier, datamodule.test_dataloader())
-    log_test_figures(datamodule.test.images, labels, probabilities, datamodule.classes)
+    log_test_report(datamodule.test.images, labels, probabilities, datamodule.classes)
+    if cfg.report.gradcam:
+        log_gradcam(
+            module.classifier,
+            datamodule.test.images,
+            labels,
+            probabilities,
+            datamodule.classes,
+            count=cfg.report.gradcam_images,
+        )
     deployable = Probabilities(copy.deepcopy(module.classifier).cpu()).eval()
     log_metrics(
         latency_metrics(
@@ -98,7 +119,12 @@ def evaluate_and_log(cfg: DictConfig, module: ClassifierModule, datamodule: Tens
 
 
 def fit(cfg: DictConfig) -> float:
-    """Train, test and record one run; return the best value of `cfg.objective.metric`."""
+    """Train, test and record one run; return the best value of `cfg.objective.metric`. With `cv.folds`
+    set, cross-validate instead and return the mean over the folds."""
+    if cfg.cv.folds:
+        from fruitlab.training.cv import cross_validate  # cv.py builds on this module
+
+        return cross_validate(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
