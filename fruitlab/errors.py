@@ -16,3 +16,7 @@ class ConfigError(FruitlabError):
 def unknown(kind: str, value: object, valid: list[str]) -> ConfigError:
     """The error for a name that is not one of `valid`."""
     return ConfigError(f"unknown {kind} '{value}'; valid {kind}s: {', '.join(sorted(valid))}")
+
+
+class ModelError(FruitlabError):
+    """A recorded model cannot be found, loaded, exported or quantized."""
