@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,27 @@ def run_cli(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedP
         timeout=timeout,
         **kwargs,
     )
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    uri: str  # tracking URI of its store
+    run_id: str
+    data: Path
+
+
+@pytest.fixture(scope="session")
+def trained_run(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """One real vgg1 run on the full Fruits-360 copy (1 epoch, model logged), shared by the tests that
+    read a recorded run back: test report, Grad-CAM, export, quantization, serving."""
+    import mlflow
+
+    from fruitlab.training.fit import fit
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('trained') / 'mlflow.db'}"
+    overrides = ["model=vgg1", f"data.root={real_data}", f"tracking.uri={uri}", *FAST]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        fit(compose(config_name="config", overrides=overrides))
+    client = mlflow.MlflowClient(uri)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    return TrainedRun(uri, run.info.run_id, real_data)
