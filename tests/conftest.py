@@ -83,14 +83,14 @@ class TrainedRun:
 
 @pytest.fixture(scope="session")
 def trained_run(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
-    """One real vgg1 run on the full Fruits-360 copy (1 epoch, model logged), shared by the tests that
+    """One real vgg1 run on the full Fruits-360 copy (2 epochs, model logged), shared by the tests that
     read a recorded run back: test report, Grad-CAM, export, quantization, serving."""
     import mlflow
 
     from fruitlab.training.fit import fit
 
     uri = f"sqlite:///{tmp_path_factory.mktemp('trained') / 'mlflow.db'}"
-    overrides = ["model=vgg1", f"data.root={real_data}", f"tracking.uri={uri}", *FAST]
+    overrides = ["model=vgg1", f"data.root={real_data}", f"tracking.uri={uri}", *FAST, "trainer.max_epochs=2"]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         fit(compose(config_name="config", overrides=overrides))
     client = mlflow.MlflowClient(uri)

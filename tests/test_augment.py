@@ -22,7 +22,9 @@ def real_batch(real_data: Path) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("preset", ["light", "strong"])
-def test_augmented_batches_differ_from_the_originals(make_config, real_batch: torch.Tensor, preset: str) -> None:
+def test_augmented_batches_differ_from_the_originals(
+    make_config, real_batch: torch.Tensor, preset: str
+) -> None:
     augment = build_augmentation(make_config(f"augment={preset}").augment)
     torch.manual_seed(0)
     augmented = augment(real_batch)
@@ -36,7 +38,7 @@ def test_augmented_batches_differ_from_the_originals(make_config, real_batch: to
 
 def test_none_builds_no_augmentation_and_unknown_transforms_are_named(make_config) -> None:
     assert build_augmentation(make_config().augment) is None
-    with pytest.raises(ConfigError, match="unknown augment transform 'Sharpen'.*RandomRotation"):
+    with pytest.raises(ConfigError, match=r"unknown augment transform 'Sharpen'.*RandomRotation"):
         build_augmentation(make_config("augment.transforms=[{name: Sharpen}]").augment)
 
 

@@ -38,7 +38,7 @@ class QuantizationReport:
     run_id: str  # the run that records the quantized model
     mode: str
     metrics: dict[str, float]
-    registered_version: str | None = None
+    registered_version: int | None = None
 
 
 def rebuild_float_model(
