@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
-from fruitlab.errors import ConfigError, FruitlabError
+from fruitlab.cli import CONFIG_DIR
+from fruitlab.errors import ConfigError, FruitlabError, unknown
 
 EXPERIMENT = "fruits360-study"
 PCA_MODEL = "ffnn"
@@ -28,7 +29,7 @@ MODELS = ("vgg1", "vgg2", "vgg3", "vgg3_dropout", "vgg3_bn", "lenet", "mobilenet
 # LeNet cost well under a second an epoch; the VGGs reach 99 % validation accuracy in 1-3 epochs; MobileNetV2 is
 # given as many as the VGGs.
 EPOCHS = {PCA_MODEL: 40, "lenet": 20, "vgg1": 4, "vgg2": 4, "vgg3": 4, "vgg3_dropout": 4, "vgg3_bn": 4}
-DEFAULT_EPOCHS = 4
+DEFAULT_EPOCHS = 4  # MobileNetV2, and any other image model
 # Every run: the paper's optimiser; the study ranks all runs, so no sweep crowns a champion of its own part.
 COMMON = ("optim=adam", "hydra.sweeper.register=false")
 
@@ -42,9 +43,16 @@ class Stage:
         return [sys.executable, "-m", "fruitlab", "-m", *self.overrides]
 
 
-def parse_epochs(entries: list[str]) -> dict[str, int]:
-    """['2'] -> every model 2 epochs; ['ffnn=10', 'vgg3_bn=1'] -> those two changed, the others as EPOCHS."""
-    epochs = {model: EPOCHS.get(model, DEFAULT_EPOCHS) for model in (PCA_MODEL, *MODELS)}
+def check_models(models: list[str]) -> None:
+    known = sorted(path.stem for path in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
+    for model in models:
+        if model not in known:
+            raise unknown("model", model, known)
+
+
+def parse_epochs(entries: list[str], models: list[str]) -> dict[str, int]:
+    """['2'] -> every model 2 epochs; ['ffnn=10', 'vgg3_bn=1'] -> these two changed, the others as EPOCHS."""
+    epochs = {model: EPOCHS.get(model, DEFAULT_EPOCHS) for model in (PCA_MODEL, *models)}
     for entry in entries:
         model, _, count = entry.rpartition("=")
         if not count.isdigit() or int(count) < 1 or (model and model not in epochs):
@@ -99,6 +107,18 @@ def run_stage(stage: Stage) -> float:
     return time.perf_counter() - started
 
 
+def names(text: str) -> list[str]:
+    """'vgg1,lenet' -> ['vgg1', 'lenet']; '' -> [] (skip that part of the study)."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def counts(text: str) -> list[int]:
+    try:
+        return [int(name) for name in names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}': give component counts as integers, e.g. 10,50,170") from None
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m fruitlab.study",
@@ -107,21 +127,23 @@ def parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  python -m fruitlab.study data.root=PATH                        # the full study (fruits360-study)\n"
         "  python -m fruitlab.study data.root=PATH tracking.uri=sqlite:////tmp/study/mlflow.db --epochs vgg3_bn=2\n"
-        "  python -m fruitlab.study --models lenet vgg1 --components 10 50 --epochs 1 data.image_size=16",
+        "  python -m fruitlab.study --models lenet,vgg1 --components 10,50 --epochs 1 data.image_size=16",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("overrides", nargs="*", help="Hydra overrides for every run and the exploration")
-    p.add_argument("--models", nargs="*", default=list(MODELS), help=f"image models (default: {' '.join(MODELS)})")
     p.add_argument(
-        "--components", nargs="*", type=int, default=list(COMPONENTS), help="PCA counts (default: 10 30 ... 210)"
+        "--models", type=names, default=list(MODELS), help=f"image models, '' for none (default: {','.join(MODELS)})"
+    )
+    p.add_argument(
+        "--components", type=counts, default=list(COMPONENTS), help="PCA counts, '' for none (default: 10,30,...,210)"
     )
     p.add_argument(
         "--epochs",
-        nargs="+",
+        type=names,
         default=[],
-        metavar="[MODEL=]N",
+        metavar="[MODEL=]N,...",
         help="epochs for every model, or per model (default: "
-        + ", ".join(f"{m} {n}" for m, n in EPOCHS.items())
+        + ", ".join(f"{m}={n}" for m, n in EPOCHS.items())
         + f", others {DEFAULT_EPOCHS})",
     )
     p.add_argument("--out", type=Path, help="output folder (default: reports/<experiment>): eda/ and report/")
@@ -139,13 +161,12 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     try:
         overrides = with_experiment(args.overrides)
+        check_models(args.models)
+        epochs = parse_epochs(args.epochs, args.models)
         cfg = eda.compose(overrides)  # fails here, before any training, on a bad override
         experiment, uri = cfg.tracking.experiment, normalize_uri(cfg.tracking.uri)
         out = args.out or Path("reports") / slug(experiment)
-        times = {
-            stage.label: run_stage(stage)
-            for stage in stages(args.models, args.components, parse_epochs(args.epochs), overrides)
-        }
+        times = {stage.label: run_stage(stage) for stage in stages(args.models, args.components, epochs, overrides)}
     except (FruitlabError, HydraException) as error:
         report_error(error, verbose=False)
         sys.exit(2)
