@@ -13,7 +13,7 @@ from conftest import REPO, FinishedSweep
 from PIL import Image
 
 from fruitlab.reporting.ranking import pca_points, rank
-from fruitlab.reporting.report import main
+from fruitlab.reporting.report import main, pick_curves
 from fruitlab.reporting.store_reader import first_reaching, read_history, runs_frame, select_sweep, selected_runs
 
 
@@ -51,6 +51,14 @@ def test_pca_curve_has_one_point_per_component_count(sweep_frame) -> None:
     points = pca_points(sweep_frame)
     assert list(points["n_components"]) == [10, 40, 120]
     assert (points["runs"] == 1).all() and points["test_zero_one_loss"].between(0, 1).all()
+
+
+def test_learning_curves_of_the_best_run_of_each_model(sweep_frame) -> None:
+    table = rank(sweep_frame)
+    picked = table.loc[pick_curves(table, None, per_model=True)]
+    assert sorted(picked["model"]) == ["ffnn", "lenet"]
+    for model, row in picked.set_index("model").iterrows():
+        assert row["rank"] == table.loc[table["model"] == model, "rank"].min()
 
 
 def test_epochs_and_seconds_to_a_validation_accuracy_come_from_the_epoch_history(

@@ -38,13 +38,15 @@ def parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--experiment", help=f"experiment name (default: {DEFAULT_EXPERIMENT})")
     which.add_argument("--sweep", metavar="RUN", help="parent run of a sweep: its id, or its name (latest such run)")
-    p.add_argument(
+    curves = p.add_mutually_exclusive_group()
+    curves.add_argument(
         "--runs",
         nargs="+",
         metavar="RUN",
         help=f"runs whose learning curves to overlay: ids (or their first "
         f"characters), names or labels from the ranking (default: the best {DEFAULT_CURVES})",
     )
+    curves.add_argument("--best-per-model", action="store_true", help="overlay the best run of each model")
     p.add_argument("--out", type=Path, help="output folder (default: reports/<experiment or sweep name>)")
     p.add_argument("--store", help="tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
     p.add_argument("--target", type=float, default=0.99, help="validation accuracy to time (default: 0.99)")
@@ -52,10 +54,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def pick_curves(table: pd.DataFrame, wanted: list[str] | None) -> list[int]:
+def pick_curves(table: pd.DataFrame, wanted: list[str] | None, per_model: bool = False) -> list[int]:
     """Row positions of the runs to overlay."""
     from fruitlab.reporting.store_reader import ReportError
 
+    if per_model:
+        return list(table.drop_duplicates("model").index)
     if not wanted:
         return list(range(min(DEFAULT_CURVES, len(table))))
     rows = []
@@ -70,7 +74,12 @@ def pick_curves(table: pd.DataFrame, wanted: list[str] | None) -> list[int]:
 
 
 def write_report(
-    client: mlflow.MlflowClient, selection: Selection, out: Path, target: float, curves: list[str] | None
+    client: mlflow.MlflowClient,
+    selection: Selection,
+    out: Path,
+    target: float,
+    curves: list[str] | None,
+    per_model: bool = False,
 ) -> pd.DataFrame:
     """Read the selection's runs, write every table and figure to `out`; return the ranking."""
     from matplotlib import pyplot as plt
@@ -87,7 +96,7 @@ def write_report(
     figures = {
         "ranking.png": ranking_chart(table, target),
         "learning_curves.png": learning_curves(
-            {table["run"][i]: read_history(client, table["run_id"][i]) for i in pick_curves(table, curves)}
+            {table["run"][i]: read_history(client, table["run_id"][i]) for i in pick_curves(table, curves, per_model)}
         ),
     }
     points = pca_points(frame)
@@ -154,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             selection = select_experiment(client, args.experiment or DEFAULT_EXPERIMENT)
         out = args.out or Path("reports") / slug(selection.title)
-        table = write_report(client, selection, out, args.target, args.runs)
+        table = write_report(client, selection, out, args.target, args.runs, args.best_per_model)
         print(display(table).drop(columns="run_id").to_string(index=False))
         print(f"\nwritten: {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
         if not args.no_log:
