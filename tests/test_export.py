@@ -1,40 +1,27 @@
 """Export and int8 quantization of a recorded real run."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import pytest
 import torch
-from conftest import REPO, TrainedRun
+from conftest import TrainedRun
 
 from fruitlab.data.imagefolder import ImageFolderDataModule
 from fruitlab.errors import ModelError
+from fruitlab.export import main as export_main
 from fruitlab.serving.export import load_torchscript, onnx_runtime_outputs
 from fruitlab.serving.models import load_recorded_model, use_store
 from fruitlab.serving.quantize import quantize_recorded_model
 
 
-def run_module(module: str, *args: str, uri: str) -> subprocess.CompletedProcess:
-    """`python -m MODULE ARGS` in a real process against the store `uri`."""
-    return subprocess.run(
-        [sys.executable, "-m", module, *args, "--tracking-uri", uri],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_export_writes_torchscript_and_onnx_that_agree_with_pytorch(
-    trained_run: TrainedRun, tmp_path: Path
+    trained_run: TrainedRun, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    result = run_module("fruitlab.export", trained_run.run_id, "--out", str(tmp_path), uri=trained_run.uri)
-    assert result.returncode == 0, result.stderr[-3000:]
+    export_main([trained_run.run_id, "--out", str(tmp_path), "--tracking-uri", trained_run.uri])
     onnx_path = tmp_path / trained_run.run_id / "model.onnx"
     torchscript_path = tmp_path / trained_run.run_id / "model.torchscript.pt"
-    assert "ONNX Runtime max |diff|" in result.stdout
+    assert "ONNX Runtime max |diff|" in capsys.readouterr().out
 
     # ONNX Runtime and TorchScript agree with the recorded PyTorch model on real test images
     use_store(trained_run.uri)

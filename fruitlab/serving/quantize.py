@@ -104,7 +104,7 @@ def serialized_megabytes(model: torch.jit.ScriptModule) -> float:
 
 def compare(
     float_model: nn.Module, int8_model: nn.Module, datamodule: TensorImageDataModule, cfg: DictConfig
-):
+) -> dict[str, float]:
     """fp32_* and int8_* test accuracy, CPU latency and TorchScript size, measured here and now."""
     example = random_images(2, datamodule.image_shape, seed=0)
     metrics: dict[str, float] = {}
