@@ -3,13 +3,14 @@
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from pg import PostgresServer, missing_reason, postgres_server
 
 from fruitlab.cli import CONFIG_DIR
 
@@ -51,15 +52,15 @@ def store(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
 
 
+def compose_config(*overrides: str) -> DictConfig:
+    """Compose the project's config with overrides, as `python -m fruitlab` would."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
 @pytest.fixture
 def make_config() -> Callable[..., DictConfig]:
-    """Compose the project's config with overrides, as `python -m fruitlab` would."""
-
-    def _compose(*overrides: str) -> DictConfig:
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
-
-    return _compose
+    return compose_config
 
 
 def run_cli(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
@@ -72,6 +73,60 @@ def run_cli(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedP
         timeout=timeout,
         **kwargs,
     )
+
+
+@dataclass(frozen=True)
+class FinishedSweep:
+    uri: str
+    experiment: str
+    parent_name: str
+    parent_id: str
+    child_ids: list[str]  # the finished trials, in training order
+    failed_id: str
+
+
+# Two-epoch trials on the embedded sample: three PCA -> FFNN counts and a LeNet (run names repeat, as in a sweep).
+SWEEP_TRIALS = [
+    ["model=ffnn", "data=fruits360_pca", "data.n_components=10"],
+    ["model=ffnn", "data=fruits360_pca", "data.n_components=40"],
+    ["model=ffnn", "data=fruits360_pca", "data.n_components=120"],
+    ["model=lenet"],
+]
+
+
+@pytest.fixture(scope="session")
+def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> FinishedSweep:
+    """A store holding a finished sweep made by real short runs: a parent run, its four finished trials
+    (children via `tracking.parent_run_id`) and one failed trial."""
+    import mlflow
+
+    from fruitlab.tracking.store import ensure_experiment, normalize_uri
+    from fruitlab.training.fit import fit
+
+    uri = normalize_uri(f"sqlite:///{tmp_path_factory.mktemp('sweep') / 'mlruns' / 'mlflow.db'}")
+    client = mlflow.MlflowClient(uri)
+    parent = client.create_run(ensure_experiment("fruits360", uri), run_name="pca-sweep")
+    common = [*FAST, "trainer.max_epochs=2", "tracking.log_model=false", f"tracking.uri={uri}"]
+    common.append(f"+tracking.parent_run_id={parent.info.run_id}")
+    for trial in SWEEP_TRIALS:
+        fit(compose_config(*trial, *common))
+    with pytest.raises(Exception, match="bogus"):
+        fit(compose_config("model=lenet", "optim.name=bogus", *common))
+    client.set_terminated(parent.info.run_id)
+    children = client.search_runs([parent.info.experiment_id], order_by=["start_time ASC"])
+    finished = [r.info.run_id for r in children if r.info.status == "FINISHED" and r.info.run_id != parent.info.run_id]
+    failed = next(r.info.run_id for r in children if r.info.status == "FAILED")
+    return FinishedSweep(uri, "fruits360", "pca-sweep", parent.info.run_id, finished, failed)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throw-away PostgreSQL server for the session; skipped where PostgreSQL is not installed."""
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    with postgres_server() as server:
+        yield server
 
 
 @dataclass(frozen=True)
@@ -91,8 +146,7 @@ def trained_run(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Tr
 
     uri = f"sqlite:///{tmp_path_factory.mktemp('trained') / 'mlflow.db'}"
     overrides = ["model=vgg1", f"data.root={real_data}", f"tracking.uri={uri}", *FAST, "trainer.max_epochs=2"]
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        fit(compose(config_name="config", overrides=overrides))
+    fit(compose_config(*overrides))
     client = mlflow.MlflowClient(uri)
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     return TrainedRun(uri, run.info.run_id, real_data)

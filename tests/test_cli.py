@@ -6,7 +6,12 @@ from conftest import run_cli
 def test_help_lists_the_config_groups_and_their_options() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
-    for line in ("model: ffnn, lenet, mobilenet_v2, vgg1", "optim: adadelta, adam, adamw", "scheduler: cosine"):
+    for line in (
+        "data: cifar10, cifar100, fruits360",
+        "model: ffnn, lenet, mobilenet_v2, mobilenet_v2_slim, resnet34, vgg1",
+        "optim: adadelta, adam, adamw",
+        "scheduler: cosine",
+    ):
         assert line in result.stdout
 
 

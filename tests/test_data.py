@@ -1,3 +1,4 @@
+import re
 import shutil
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def test_empty_class_folder_names_the_folder(tmp_path: Path) -> None:
     empty = root / "Training" / "Banana 1"
     shutil.rmtree(empty)
     empty.mkdir()
-    with pytest.raises(DataError, match="Banana 1.*holds no images"):
+    with pytest.raises(DataError, match=r"Banana 1.*holds no images"):
         ImageFolderDataModule(root=root, cache_dir=tmp_path).setup()
 
 
@@ -78,5 +79,5 @@ def test_corrupt_jpeg_names_the_file(tmp_path: Path) -> None:
     root = _copy_sample(tmp_path)
     victim = sorted((root / "Training" / "Kiwi 1").glob("*.jpg"))[0]
     victim.write_bytes(victim.read_bytes()[:200])  # a truncated JPEG
-    with pytest.raises(DataError, match=f"cannot read image {victim}"):
+    with pytest.raises(DataError, match=re.escape(f"cannot read image {victim}")):
         ImageFolderDataModule(root=root, cache_dir=tmp_path).setup()

@@ -3,11 +3,16 @@
 from omegaconf import DictConfig
 
 from fruitlab.data.base import TensorImageDataModule
+from fruitlab.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from fruitlab.data.imagefolder import ImageFolderDataModule
+from fruitlab.data.pca import PCADataModule
 from fruitlab.errors import unknown
 
 LOADERS: dict[str, type[TensorImageDataModule]] = {
     "imagefolder": ImageFolderDataModule,
+    "pca": PCADataModule,
+    "cifar10": CIFAR10DataModule,
+    "cifar100": CIFAR100DataModule,
 }
 
 

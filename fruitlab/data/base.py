@@ -59,6 +59,10 @@ class TensorImageDataModule(pl.LightningDataModule):
         """Dataset parameters worth logging beside the config."""
         return {}
 
+    def summary_metrics(self) -> dict[str, float]:
+        """Numbers about the prepared data worth logging as metrics."""
+        return {}
+
     # -- shared machinery --------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if self.train is not None:

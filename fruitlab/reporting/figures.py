@@ -6,10 +6,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on servers and in CI
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib import pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+import torch
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
 
 History = Mapping[str, Sequence[tuple[int, float]]]
 
@@ -18,13 +18,14 @@ def learning_curves(runs: Mapping[str, History]) -> Figure:
     """Loss and accuracy per epoch, train (dashed) vs validation (solid), for one or several runs."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, quantity in zip(axes, ("loss", "acc"), strict=True):
-        for label, history in runs.items():
+        for index, (label, history) in enumerate(runs.items()):
+            color = f"C{index % 10}"  # one colour per run: its train and validation curves pair up
             for stage, style in (("train", "--"), ("val", "-")):
                 points = history.get(f"{stage}_{quantity}", [])
                 if points:
                     epochs, values = zip(*points, strict=True)
                     name = f"{label} {stage}".strip()
-                    ax.plot(np.asarray(epochs) + 1, values, style, marker="o", markersize=3, label=name)
+                    ax.plot(np.asarray(epochs) + 1, values, style, color=color, marker="o", markersize=3, label=name)
         ax.set_xlabel("epoch")
         ax.set_ylabel("cross-entropy loss" if quantity == "loss" else "accuracy")
         ax.grid(alpha=0.3)

@@ -1,2 +1,2 @@
-"""Deployment of recorded models: load by run id or model URI, export (TorchScript, ONNX), int8
-quantization and an HTTP prediction endpoint."""
+"""Deploying trained models: rebuilding them from the tracking store, export (TorchScript, ONNX), ONNX
+Runtime, int8 quantization and an HTTP prediction endpoint."""

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import onnxruntime
 import torch
 from torch import nn
 
 from fruitlab.errors import ModelError
 from fruitlab.serving.models import RecordedModel
-from fruitlab.serving.onnx import export_onnx
+from fruitlab.serving.onnx import INPUT_NAME, export_onnx, ort_session
 
 ARTIFACT_DIR = "export"
 
@@ -45,8 +44,7 @@ def load_torchscript(path: Path) -> torch.jit.ScriptModule:
 
 
 def onnx_runtime_outputs(path: Path, images: torch.Tensor) -> np.ndarray:
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: images.numpy()})[0]
+    return ort_session(path).run(None, {INPUT_NAME: images.numpy()})[0]
 
 
 def export_model(recorded: RecordedModel, out_dir: Path, atol: float = 1e-4) -> ExportReport:
@@ -54,7 +52,7 @@ def export_model(recorded: RecordedModel, out_dir: Path, atol: float = 1e-4) -> 
     PyTorch's outputs within `atol` on a batch of another size than the export example."""
     example = random_images(2, recorded.input_shape, seed=0)
     torchscript = export_torchscript(recorded.module, example, out_dir / "model.torchscript.pt")
-    onnx = export_onnx(recorded.module, example, out_dir / "model.onnx")
+    onnx = export_onnx(recorded.module, recorded.input_shape, out_dir / "model.onnx")
     images = random_images(5, recorded.input_shape, seed=1)
     with torch.inference_mode():
         expected = recorded.module(images).numpy()

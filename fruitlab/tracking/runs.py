@@ -10,6 +10,8 @@ import mlflow
 from mlflow.entities import Metric, Param
 from omegaconf import DictConfig, OmegaConf
 
+from fruitlab.errors import RunInterrupted
+
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter value
 BATCH = 100  # MLflow's limit on parameters per log_batch call
 
@@ -29,9 +31,11 @@ def tracked_run(
     )
     try:
         yield active
-    except KeyboardInterrupt:
-        mlflow.set_tag("error", "interrupted")
+    except (KeyboardInterrupt, RunInterrupted) as interruption:
+        mlflow.set_tag("error", str(interruption) or "interrupted")
         mlflow.end_run("KILLED")
+        if isinstance(interruption, RunInterrupted):
+            interruption.run_id = active.info.run_id
         raise
     except BaseException as error:
         mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:MAX_PARAM_LENGTH])

@@ -6,7 +6,10 @@ from pathlib import Path
 import mlflow
 from mlflow.exceptions import MlflowException
 
+from fruitlab.errors import TrackingError
+
 DEFAULT_STORE = Path("mlruns")
+REACH_TIMEOUT_S = 10  # one quick look instead of MLflow's retries, which last minutes on a dead address
 
 
 def normalize_uri(uri: str | None) -> str:
@@ -17,9 +20,59 @@ def normalize_uri(uri: str | None) -> str:
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///"))
         path = path.expanduser().resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise TrackingError(
+                f"cannot create the MLflow store folder {path.parent} for tracking.uri={uri} "
+                f"({error.strerror}); choose a writable path."
+            ) from error
         return f"sqlite:///{path}"
     return uri
+
+
+def check_reachable(uri: str) -> None:
+    """Fail at once, in one line, when a tracking server or database does not answer."""
+    if uri.startswith(("http://", "https://")):
+        import requests
+
+        try:
+            answer = requests.get(f"{uri.rstrip('/')}/health", timeout=REACH_TIMEOUT_S)
+        except requests.RequestException as error:
+            raise TrackingError(
+                f"cannot reach the MLflow tracking server at tracking.uri={uri} ({type(error).__name__}); "
+                "start it (see README, 'Running on shared infrastructure') or set tracking.uri to a local store."
+            ) from error
+        if answer.status_code != 200:
+            raise TrackingError(
+                f"tracking.uri={uri} answers HTTP {answer.status_code} at /health: not an MLflow tracking server."
+            )
+    elif "://" in uri and not uri.startswith(("sqlite:", "file:")):
+        import sqlalchemy
+
+        shown = sqlalchemy.engine.make_url(uri).render_as_string(hide_password=True)
+        try:
+            sqlalchemy.create_engine(uri, connect_args=_connect_timeout(uri)).connect().close()
+        except ImportError as error:
+            raise TrackingError(
+                f"no database driver for tracking.uri={shown} ({error}); name an installed one in the URI, "
+                "e.g. postgresql+psycopg2://USER@HOST:PORT/DB."
+            ) from error
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+            raise TrackingError(
+                f"cannot connect to the tracking database tracking.uri={shown} ({reason}); "
+                "check the server, the database name and the credentials."
+            ) from error
+
+
+def _connect_timeout(uri: str) -> dict[str, int]:
+    return {"connect_timeout": REACH_TIMEOUT_S} if uri.startswith(("postgresql", "mysql")) else {}
+
+
+def checkpoint_dir(uri: str, run_id: str) -> Path:
+    """Where the checkpoints of run `run_id` live: `<store>/checkpoints/<run_id>`."""
+    return store_root(uri) / "checkpoints" / run_id
 
 
 def store_root(uri: str) -> Path:
@@ -29,7 +82,7 @@ def store_root(uri: str) -> Path:
     return DEFAULT_STORE.resolve()
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "experiment"
 
 
@@ -42,7 +95,7 @@ def ensure_experiment(name: str, uri: str) -> str:
         return experiment.experiment_id
     location = None
     if uri.startswith("sqlite:///"):
-        location = (store_root(uri) / "artifacts" / _slug(name)).as_uri()
+        location = (store_root(uri) / "artifacts" / slug(name)).as_uri()
     try:
         return client.create_experiment(name, artifact_location=location)
     except MlflowException:  # created meanwhile by a concurrent worker

@@ -10,6 +10,7 @@ import mlflow
 import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from matplotlib import pyplot as plt
 from mlflow.models import infer_signature
 from omegaconf import DictConfig
@@ -17,19 +18,26 @@ from omegaconf import DictConfig
 from fruitlab.data import build_datamodule
 from fruitlab.data.augment import build_augmentation, log_augmentation
 from fruitlab.data.base import TensorImageDataModule
+from fruitlab.errors import ConfigError
 from fruitlab.models import count_parameters, get_model
 from fruitlab.reporting.figures import learning_curves
 from fruitlab.reporting.gradcam import log_gradcam
+from fruitlab.signals import interrupts_raise
+from fruitlab.sweeping import context as sweep_trial
 from fruitlab.tracking.callbacks import EpochMetricsLogger
+from fruitlab.tracking.registry import register_model
 from fruitlab.tracking.runs import git_commit, log_config, log_metrics, tracked_run
-from fruitlab.tracking.store import ensure_experiment, normalize_uri, store_root
+from fruitlab.tracking.store import check_reachable, checkpoint_dir, ensure_experiment, normalize_uri
+from fruitlab.training.callbacks import FiniteLossGuard, RngStateInCheckpoint
 from fruitlab.training.evaluate import log_test_report, predict, spread_sample
 from fruitlab.training.latency import latency_metrics
 from fruitlab.training.module import ClassifierModule, ImageClassifier, Probabilities, to_unit_float
+from fruitlab.training.resume import last_checkpoint, resumable_run
 from fruitlab.training.stopping import build_early_stopping
+from fruitlab.training.transfer import apply_transfer
 
 # Keys of the `model` group that configure fruitlab, not the architecture's factory.
-MODEL_SETTINGS = ("name",)
+MODEL_SETTINGS = ("name", "init_from", "freeze")
 
 
 def build_module(cfg: DictConfig, datamodule: TensorImageDataModule) -> ClassifierModule:
@@ -47,11 +55,15 @@ def build_module(cfg: DictConfig, datamodule: TensorImageDataModule) -> Classifi
     )
 
 
-def build_trainer(cfg: DictConfig, checkpoint_dir: Path) -> tuple[pl.Trainer, ModelCheckpoint, EpochMetricsLogger]:
+def build_trainer(cfg: DictConfig, directory: Path | None) -> tuple[pl.Trainer, ModelCheckpoint, EpochMetricsLogger]:
+    """`directory` holds the checkpoints; None on the other processes of a multi-process run, which get
+    the first process's from Lightning. `last.ckpt` is written after each epoch's metrics are logged."""
     mode = "min" if cfg.objective.direction == "minimize" else "max"
-    checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, monitor=cfg.objective.metric, mode=mode, save_last=True)
+    checkpoint = ModelCheckpoint(
+        dirpath=directory, monitor=cfg.objective.metric, mode=mode, save_last=True, save_on_train_epoch_end=True
+    )
     metrics_logger = EpochMetricsLogger()
-    callbacks = [checkpoint, metrics_logger]
+    callbacks = [checkpoint, metrics_logger, RngStateInCheckpoint(), FiniteLossGuard(), *sweep_trial.callbacks()]
     if (early_stopping := build_early_stopping(cfg.get("early_stopping"))) is not None:
         callbacks.append(early_stopping)
     trainer = pl.Trainer(**cfg.trainer, logger=False, callbacks=callbacks, enable_model_summary=False)
@@ -79,6 +91,7 @@ def record_setup(cfg: DictConfig, datamodule: TensorImageDataModule, module: Cla
             "train_size": len(datamodule.train.labels),
             "val_size": len(datamodule.val.labels),
             "test_size": len(datamodule.test.labels),
+            **datamodule.summary_metrics(),
         }
     )
     if module.augment is not None:
@@ -118,29 +131,65 @@ def evaluate_and_log(cfg: DictConfig, module: ClassifierModule, datamodule: Tens
         )
 
 
+def train(
+    cfg: DictConfig,
+    module: ClassifierModule,
+    datamodule: TensorImageDataModule,
+    directory: Path | None,
+    resume_from: Path | None,
+) -> tuple[pl.Trainer, ModelCheckpoint, EpochMetricsLogger, float]:
+    """Fit (from `resume_from` if given) and test the best checkpoint; checkpoints load as plain tensors."""
+    trainer, checkpoint, metrics_logger = build_trainer(cfg, directory)
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    fit_time = time.perf_counter() - started
+    trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False, weights_only=True)
+    return trainer, checkpoint, metrics_logger, fit_time
+
+
+def prepare(cfg: DictConfig) -> tuple[TensorImageDataModule, ClassifierModule]:
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    datamodule.setup("fit")
+    return datamodule, build_module(cfg, datamodule)
+
+
+@interrupts_raise()
 def fit(cfg: DictConfig) -> float:
-    """Train, test and record one run; return the best value of `cfg.objective.metric`. With `cv.folds`
-    set, cross-validate instead and return the mean over the folds."""
+    """Train, test and record one run, or continue the interrupted run `cfg.resume`; return the best value of
+    `cfg.objective.metric`. With `cv.folds` set, cross-validate instead and return the mean over the folds."""
     if cfg.cv.folds:
         from fruitlab.training.cv import cross_validate  # cv.py builds on this module
 
         return cross_validate(cfg)
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = build_datamodule(cfg)
-    datamodule.setup("fit")
-    module = build_module(cfg, datamodule)
-
+    if cfg.tracking.get("register") and not cfg.tracking.log_model:
+        raise ConfigError("tracking.register needs tracking.log_model=true: only a logged model can be registered")
     uri = normalize_uri(cfg.tracking.uri)
+    if rank_zero_only.rank != 0:  # the other processes of a multi-process run train but never touch MLflow
+        datamodule, module = prepare(cfg)
+        resume_from = last_checkpoint(uri, cfg.resume) if cfg.resume else None
+        return float(train(cfg, module, datamodule, None, resume_from)[1].best_model_score)
+
+    check_reachable(uri)  # before the data is loaded, so that a wrong address or run id fails at once
     mlflow.set_tracking_uri(uri)
+    resumed = resumable_run(cfg, uri) if cfg.resume else None
+    datamodule, module = prepare(cfg)
     experiment_id = ensure_experiment(cfg.tracking.experiment or cfg.data.name, uri)
-    run_name = cfg.tracking.run_name or default_run_name(cfg)
-    with tracked_run(experiment_id, run_name, cfg.tracking.get("parent_run_id")) as run:
-        record_setup(cfg, datamodule, module)
-        trainer, checkpoint, metrics_logger = build_trainer(cfg, store_root(uri) / "checkpoints" / run.info.run_id)
-        started = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule)
-        fit_time = time.perf_counter() - started
-        trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False)
+    run_name = None if resumed else cfg.tracking.run_name or default_run_name(cfg)
+    parent_run_id = cfg.tracking.get("parent_run_id")
+    with tracked_run(experiment_id, run_name, parent_run_id, resumed and resumed.info.run_id) as run:
+        run_id = run.info.run_id
+        sweep_trial.attach(run_id)
+        if not resumed:
+            record_setup(cfg, datamodule, module)
+        elif "error" in resumed.data.tags:
+            mlflow.MlflowClient().delete_tag(run_id, "error")  # the interruption is over
+        apply_transfer(cfg.model, module.classifier.backbone)
+        resume_from = last_checkpoint(uri, run_id) if resumed else None
+        trainer, checkpoint, metrics_logger, fit_time = train(
+            cfg, module, datamodule, checkpoint_dir(uri, run_id), resume_from
+        )
+        mlflow.set_tag("device", str(trainer.strategy.root_device))
 
         objective = float(checkpoint.best_model_score)
         test_acc = float(trainer.callback_metrics["test_acc"])
@@ -158,5 +207,8 @@ def fit(cfg: DictConfig) -> float:
         mlflow.log_figure(figure, "plots/learning_curves.png")
         plt.close(figure)
         mlflow.log_text(json.dumps(metrics_logger.history), "history.json")
-        evaluate_and_log(cfg, module, datamodule)
+        if not sweep_trial.pruned():  # a pruned trial is no candidate: no figures, latency or model
+            evaluate_and_log(cfg, module, datamodule)
+        if cfg.tracking.get("register"):
+            register_model(run.info.run_id, cfg.tracking.register)
     return objective

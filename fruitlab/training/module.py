@@ -90,7 +90,8 @@ class ClassifierModule(pl.LightningModule):
         return torch.softmax(self(batch[0]), dim=1)
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.classifier.parameters(), self.lr, self.optim_config)
+        trainable = [p for p in self.classifier.parameters() if p.requires_grad]  # frozen layers stay out
+        optimizer = build_optimizer(trainable, self.lr, self.optim_config)
         scheduler = build_scheduler(optimizer, self.scheduler_config, self.trainer.max_epochs or 1, self.monitor)
         if scheduler is None:
             return optimizer

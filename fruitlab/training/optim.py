@@ -4,7 +4,7 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
-from fruitlab.errors import unknown
+from fruitlab.errors import ConfigError, unknown
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
@@ -23,7 +23,11 @@ def build_optimizer(params: Iterable, lr: float, config: Mapping) -> torch.optim
     name = options.pop("name")
     if name not in OPTIMIZERS:
         raise unknown("optimizer", name, list(OPTIMIZERS))
-    return OPTIMIZERS[name](params, lr=lr, **options)
+    try:
+        return OPTIMIZERS[name](params, lr=lr, **options)
+    except (TypeError, ValueError) as error:  # torch checks the values: `optim.momentum=abc`, `lr=-1`
+        shown = ", ".join(f"{key}={value!r}" for key, value in {"lr": lr, **options}.items())
+        raise ConfigError(f"invalid {name} settings ({shown}): {error}; fix the optim.* overrides.") from error
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: Mapping, max_epochs: int, monitor: str) -> dict | None:

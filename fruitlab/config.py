@@ -1,0 +1,43 @@
+"""Checks and resolvers for the composed config that Hydra cannot do itself (the config has no schema)."""
+
+from omegaconf import DictConfig, OmegaConf
+
+from fruitlab.errors import ConfigError
+
+# Settings whose type a command-line override can get wrong (`lr=abc`, `trainer.max_epochs=ten`). The
+# optimizer's options are checked by torch when it is built (fruitlab/training/optim.py).
+NUMBERS: dict[str, type] = {
+    "lr": float,
+    "seed": int,
+    "batch_size": int,
+    "trainer.max_epochs": int,
+    "data.image_size": int,
+    "data.val_fraction": float,
+}
+
+
+def check_types(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the first setting whose value has the wrong type."""
+    for key, kind in NUMBERS.items():
+        value = OmegaConf.select(cfg, key)
+        if not _is_a(value, kind):
+            wanted = "a whole number" if kind is int else "a number"
+            raise ConfigError(f"{key}={value!r} is not {wanted}; give e.g. {key}={kind(1)}.")
+
+
+def _is_a(value: object, kind: type) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) if kind is int else isinstance(value, int | float)
+
+
+def gpus_or(cpu_processes: int) -> int:
+    """All the GPUs present, else `cpu_processes` CPU processes: `devices: ${gpus_or:2}`."""
+    import torch
+
+    return torch.cuda.device_count() or cpu_processes
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("gpus_or"):
+        OmegaConf.register_new_resolver("gpus_or", gpus_or)

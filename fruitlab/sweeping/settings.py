@@ -1,0 +1,40 @@
+"""What a sweep can be told (`hydra.sweeper.*`). Kept free of heavy imports: Hydra reads it at start-up."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# The mappings below are typed Any (default null) so that a whole mapping can be given on the command line,
+# e.g. hydra.sweeper.pruner_options={n_startup_trials:2}; Hydra cannot merge one into a typed empty mapping.
+
+
+@dataclass
+class SweepSettings:
+    # grid | tpe | random | nsga2; null: grid when every swept key is a comma list, else tpe
+    # (nsga2 for several objectives)
+    sampler: str | None = None
+    # keyword arguments of the Optuna sampler, e.g. {n_startup_trials: 5} for tpe
+    sampler_options: Any = None
+    # the sampler's seed; null: the run's `seed`
+    seed: int | None = None
+    # none | median | sha (successive halving) | hyperband
+    pruner: str = "none"
+    # keyword arguments of the Optuna pruner, e.g. {n_startup_trials: 2, n_warmup_steps: 1} for median
+    pruner_options: Any = None
+    # several objectives, metric name -> minimize | maximize, read from each trial's MLflow run
+    # (e.g. {val_acc: maximize, latency_b1_p50_ms: minimize}); null: the one objective `objective.metric`
+    objectives: Any = None
+    # how many trials the study should hold (complete, pruned or running); null: the grid's size, or 20
+    n_trials: int | None = None
+    # null: <experiment>-<sweep name or swept keys>-<hash of the command>, so the same command resumes
+    study_name: str | None = None
+    # an Optuna RDB URL (sqlite:///..., postgresql://...); null: optuna.db beside the MLflow store
+    storage: str | None = None
+    # seconds between a running trial's heartbeats; a trial silent for grace_period (null: twice the
+    # interval) is failed by the next worker that looks, and run again
+    heartbeat_interval: int = 60
+    grace_period: int | None = None
+    # register the best trial's model with the alias `champion` under model_name (null: the experiment name)
+    register: bool = True
+    model_name: str | None = None
+    # the sweep's parameters, as on the command line: {lr: "tag(log, interval(1e-4, 1e-1))", optim: "sgd,adam"}
+    params: dict[str, str] = field(default_factory=dict)

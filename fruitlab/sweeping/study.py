@@ -1,0 +1,266 @@
+"""The Optuna side of a sweep: storage, study, sampler and pruner, and how a worker claims its next trial.
+
+Several workers (processes, machines) may run the same sweep against one storage. Claims are serialised by a
+lock on the storage (a lock file beside a SQLite database, an advisory lock on PostgreSQL or MySQL), so that no
+grid point is handed out twice: under the lock a worker fails stale trials (heartbeat), counts what the study
+holds and takes a waiting trial, a pending grid point or a failed point to retry, or a new sample.
+"""
+
+import fcntl
+import hashlib
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+
+import optuna
+import sqlalchemy
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
+
+from fruitlab.errors import ConfigError, unknown
+from fruitlab.sweeping.space import Point, SearchSpace, point_key
+from fruitlab.tracking.store import normalize_uri, store_root
+
+DIRECTIONS = ("minimize", "maximize")
+# A trial in one of these states holds its point: it is not run again.
+TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+FAIL_REASON = "fail_reason"  # user attribute of a trial that failed by itself (not interrupted)
+DEFAULT_SAMPLER_TRIALS = 20
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    direction: str
+
+
+def default_storage(tracking_uri: str | None) -> str:
+    """optuna.db beside the local MLflow store."""
+    return f"sqlite:///{store_root(normalize_uri(tracking_uri)) / 'optuna.db'}"
+
+
+def storage_label(url: str) -> str:
+    """The storage URL without its password, fit for tags and logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def open_storage(
+    url: str,
+    heartbeat_interval: int,
+    grace_period: int | None,
+    on_stale: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+) -> RDBStorage:
+    """The study's storage; `on_stale` is called for each trial this worker finds stale and fails."""
+    # SQLite: several processes wait for each other's writes instead of failing after 5 s.
+    engine_kwargs = {"connect_args": {"timeout": 120}} if make_url(url).get_backend_name() == "sqlite" else {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=on_stale,
+            )
+    except STORAGE_ERRORS as error:
+        raise storage_error(url, error) from error
+
+
+# What a wrong, unreachable or driverless storage URL raises.
+STORAGE_ERRORS = (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.OperationalError, ImportError)
+
+
+def storage_error(url: str, error: BaseException) -> ConfigError:
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    return ConfigError(
+        f"cannot open Optuna storage '{storage_label(url)}' ({reason}); give a reachable RDB URL such as "
+        "sqlite:///path/optuna.db or postgresql+psycopg2://user@host/db as hydra.sweeper.storage"
+    )
+
+
+def make_sampler(name: str, seed: int | None, options: dict) -> optuna.samplers.BaseSampler:
+    # A grid is enumerated by `claim` (safe with several workers), so its sampler never samples.
+    samplers = {
+        "grid": optuna.samplers.RandomSampler,
+        "tpe": optuna.samplers.TPESampler,
+        "random": optuna.samplers.RandomSampler,
+        "nsga2": optuna.samplers.NSGAIISampler,
+    }
+    if name not in samplers:
+        raise unknown("sampler", name, list(samplers))
+    if name == "grid" and options:
+        raise ConfigError("hydra.sweeper.sampler_options do not apply to a grid")
+    return samplers[name](seed=seed, **options)
+
+
+def make_pruner(name: str, options: dict) -> optuna.pruners.BasePruner:
+    pruners = {
+        "none": optuna.pruners.NopPruner,
+        "median": optuna.pruners.MedianPruner,
+        "sha": optuna.pruners.SuccessiveHalvingPruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+    }
+    if name not in pruners:
+        raise unknown("pruner", name, list(pruners))
+    return pruners[name](**options)
+
+
+def open_study(
+    name: str,
+    storage: RDBStorage,
+    objectives: Sequence[Objective],
+    sampler: optuna.samplers.BaseSampler,
+    pruner: optuna.pruners.BasePruner,
+) -> optuna.Study:
+    directions = [o.direction for o in objectives]
+    try:
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            directions=directions,
+            sampler=sampler,
+            pruner=pruner,
+            load_if_exists=True,
+        )
+    except ValueError as error:  # the stored study optimises in other directions
+        raise ConfigError(f"study '{name}': {error}; choose another hydra.sweeper.study_name") from error
+    metrics = [o.metric for o in objectives]
+    if study.metric_names != metrics:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(metrics)
+    return study
+
+
+# -- several workers -----------------------------------------------------------------------------------------
+
+
+def _lock_key(study_name: str) -> int:
+    return int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
+
+
+@cache
+def _engine(url: str) -> sqlalchemy.Engine:
+    return sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+
+
+@contextmanager
+def study_lock(url: str, study_name: str) -> Iterator[None]:
+    """Held while a worker claims a trial or reports on the study: one worker at a time per study."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database in (None, "", ":memory:"):  # private to this process
+            yield
+            return
+        database = Path(parsed.database)
+        database.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = database.with_name(database.name + ".lock")
+        with open(lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    elif backend in ("postgresql", "mysql"):
+        acquire, release, key = {
+            "postgresql": ("SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)", _lock_key(study_name)),
+            "mysql": ("SELECT GET_LOCK(:key, -1)", "SELECT RELEASE_LOCK(:key)", f"optuna-{_lock_key(study_name)}"),
+        }[backend]
+        try:
+            connection = _engine(url).connect()
+        except STORAGE_ERRORS as error:
+            raise storage_error(url, error) from error
+        with connection:
+            connection.execute(sqlalchemy.text(acquire), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text(release), {"key": key})
+    else:
+        raise ConfigError(
+            f"several workers cannot share a study on '{backend}': use SQLite, PostgreSQL or MySQL storage"
+        )
+
+
+def retryable(trial: FrozenTrial, started: datetime) -> bool:
+    """A failed trial is run again by a later invocation of the sweep; an interrupted one (its worker died
+    and the trial went stale, so no failure reason was recorded) at once."""
+    return FAIL_REASON not in trial.user_attrs or trial.datetime_start < started
+
+
+def pending_points(candidates: Sequence[Point], trials: Sequence[FrozenTrial], started: datetime) -> list[Point]:
+    """The candidates that no trial holds, nor failed in this invocation, without repeats."""
+    held = {
+        point_key(t.params)
+        for t in trials
+        if t.state in TAKEN or (t.state == TrialState.FAIL and not retryable(t, started))
+    }
+    pending: list[Point] = []
+    for point in candidates:
+        if point_key(point) not in held:
+            held.add(point_key(point))
+            pending.append(point)
+    return pending
+
+
+def claim(
+    study: optuna.Study,
+    storage: RDBStorage,
+    space: SearchSpace,
+    grid: list[Point] | None,
+    budget: int,
+    started: datetime,
+) -> optuna.Trial | None:
+    """The next trial for this worker, its parameters suggested and its first heartbeat recorded; None when
+    the study holds `budget` trials or, for a grid, every point is held. Call under `study_lock`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    trials = study.get_trials(deepcopy=False)
+    if not any(t.state == TrialState.WAITING for t in trials):
+        if sum(t.state in TAKEN for t in trials) >= budget:
+            return None
+        candidates = grid if grid is not None else [t.params for t in trials if t.state == TrialState.FAIL]
+        pending = pending_points(candidates, trials, started)
+        if pending:
+            study.enqueue_trial(pending[0])
+        elif grid is not None:
+            return None
+    with warnings.catch_warnings():  # heartbeats are kept by `heartbeat` below, not by Study.optimize
+        warnings.simplefilter("ignore")
+        trial = study.ask()
+    space.suggest(trial)
+    storage.record_heartbeat(trial._trial_id)
+    return trial
+
+
+def running_trials(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+@contextmanager
+def heartbeat(storage: RDBStorage, trial: optuna.Trial, interval: float) -> Iterator[None]:
+    """Record the trial's heartbeat every `interval` seconds while it runs, so that other workers can tell
+    a live trial from one whose worker was killed."""
+    trial_id = trial._trial_id
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            storage.record_heartbeat(trial_id)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

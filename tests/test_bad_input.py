@@ -1,0 +1,96 @@
+"""Mistakes in a command or its data, and runs that diverge: one clear line, no traceback, no run left RUNNING."""
+
+import os
+import shutil
+from pathlib import Path
+
+import mlflow
+import pytest
+from conftest import FAST, run_cli
+
+from fruitlab.data.imagefolder import embedded_sample
+from fruitlab.errors import NonFiniteLossError
+from fruitlab.training.fit import fit
+
+
+def one_line_error(result) -> str:
+    """The error line of a failed command, after checking that it is the only thing the user must read."""
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("fruitlab: error: ")
+    return line
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("data=nope", "data=nope is not a config option; valid data options: fruits360"),
+        ("optim=sgdd", "optim=sgdd is not a config option; valid optim options: adadelta, adam"),
+        ("lr=abc", "lr='abc' is not a number; give e.g. lr=1.0"),
+        ("trainer.max_epochs=ten", "trainer.max_epochs='ten' is not a whole number"),
+        ("lr=[0.1", "cannot parse the override 'lr=[0.1'"),
+        ("epochs=3", "Could not override 'epochs'. To append to your config use +epochs=3"),
+    ],
+)
+def test_config_mistakes_are_one_line_naming_the_value(override: str, expected: str) -> None:
+    assert expected in one_line_error(run_cli(override))
+
+
+def test_verbose_or_hydra_full_error_shows_the_traceback() -> None:
+    assert "Traceback" in run_cli("data=nope", env={**os.environ, "HYDRA_FULL_ERROR": "1"}).stderr
+    result = run_cli("lr=abc", "verbose=true")
+    assert "Traceback" in result.stderr and result.stderr.strip().endswith("give e.g. lr=1.0.")
+
+
+def test_a_wrong_optimizer_value_fails_the_run_in_one_line(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    line = one_line_error(run_cli("model=lenet", "optim=sgd", "optim.momentum=abc", f"tracking.uri={uri}", *FAST))
+    assert "invalid sgd settings" in line and "momentum='abc'" in line
+
+
+def test_an_unreachable_tracking_server_fails_at_once_in_one_line(tmp_path: Path) -> None:
+    line = one_line_error(run_cli("tracking.uri=http://127.0.0.1:9", timeout=60))
+    assert "cannot reach the MLflow tracking server at tracking.uri=http://127.0.0.1:9" in line
+
+
+def _dataset(tmp_path: Path) -> Path:
+    root = tmp_path / "fruits"
+    shutil.copytree(embedded_sample(), root)
+    return root
+
+
+def _empty_folder(tmp_path: Path) -> tuple[Path, str]:
+    (tmp_path / "empty").mkdir()
+    return tmp_path / "empty", "dataset folder not found"
+
+
+def _corrupt_jpeg(tmp_path: Path) -> tuple[Path, str]:
+    root = _dataset(tmp_path)
+    victim = sorted((root / "Training" / "Kiwi 1").glob("*.jpg"))[0]
+    victim.write_bytes(victim.read_bytes()[:300])
+    return root, f"cannot read image {victim}"
+
+
+def _text_named_jpeg(tmp_path: Path) -> tuple[Path, str]:
+    root = _dataset(tmp_path)
+    impostor = root / "Test" / "Mango 1" / "notes.jpg"
+    impostor.write_text("not an image")
+    return root, f"cannot read image {impostor}"
+
+
+@pytest.mark.parametrize("make_dataset", [_empty_folder, _corrupt_jpeg, _text_named_jpeg])
+def test_dataset_problems_are_one_line_naming_the_path(tmp_path: Path, make_dataset) -> None:
+    root, expected = make_dataset(tmp_path)
+    result = run_cli(f"data.root={root}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}")
+    assert expected in one_line_error(result)
+
+
+def test_a_diverging_run_stops_failed_with_the_reason(make_config, store: str) -> None:
+    cfg = make_config("model=lenet", "optim=sgd", "lr=1e6", f"tracking.uri={store}", *FAST, "trainer.max_epochs=3")
+    with pytest.raises(NonFiniteLossError, match=r"training diverged: train loss is (nan|inf)"):
+        fit(cfg)
+    client = mlflow.MlflowClient(store)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["error"].startswith("NonFiniteLossError: training diverged")
