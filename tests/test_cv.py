@@ -10,9 +10,7 @@ from fruitlab.errors import ConfigError
 from fruitlab.training.fit import fit
 
 
-def test_k_folds_make_k_child_runs_and_the_parent_holds_the_mean(
-    make_config, store: str, real_data: Path
-) -> None:
+def test_k_folds_make_k_child_runs_and_the_parent_holds_the_mean(make_config, store: str, real_data: Path) -> None:
     mlflow.set_tracking_uri(store)
     client = mlflow.MlflowClient(store)
     # as a sweeper does: each trial's run is a child of the sweep's parent run
@@ -43,11 +41,11 @@ def test_k_folds_make_k_child_runs_and_the_parent_holds_the_mean(
     assert pool == sum(1 for _ in (real_data / "Training").rglob("*.jpg"))
     assert sum(c.data.metrics["val_size"] for c in children) == pool
     assert all(c.data.metrics["train_size"] + c.data.metrics["val_size"] == pool for c in children)
-    assert {a.path for a in client.list_artifacts(parent.info.run_id, "plots")} == {
-        "plots/learning_curves.png"
-    }
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "plots")} == {"plots/learning_curves.png"}
 
 
-def test_one_fold_is_refused(make_config, store: str) -> None:
+def test_one_fold_and_options_that_need_a_single_run_are_refused(make_config, store: str) -> None:
     with pytest.raises(ConfigError, match=r"cv\.folds=1: cross-validation needs at least 2 folds"):
         fit(make_config("cv.folds=1", f"tracking.uri={store}"))
+    with pytest.raises(ConfigError, match=r"tracking\.register does not apply to cross-validation"):
+        fit(make_config("cv.folds=3", "tracking.register=fruits", f"tracking.uri={store}"))
