@@ -11,16 +11,12 @@ from fruitlab.errors import FruitlabError
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fruitlab.export", description=__doc__)
-    parser.add_argument(
-        "model", help="run id, runs:/<run_id>/model or models:/<name>@<alias> (or /<version>)"
-    )
+    parser.add_argument("model", help="run id, runs:/<run_id>/model or models:/<name>@<alias> (or /<version>)")
     parser.add_argument(
         "--out", type=Path, default=Path("exports"), help="folder for the files (default: exports/<run_id>)"
     )
     parser.add_argument("--atol", type=float, default=1e-4, help="largest accepted difference in probability")
-    parser.add_argument(
-        "--no-log", action="store_true", help="write the files without logging them to the run"
-    )
+    parser.add_argument("--no-log", action="store_true", help="write the files without logging them to the run")
     parser.add_argument(
         "--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)"
     )

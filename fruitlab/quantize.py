@@ -17,9 +17,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "model", help="run id, runs:/<run_id>/model or models:/<name>@<alias> (or /<version>)"
-    )
+    parser.add_argument("model", help="run id, runs:/<run_id>/model or models:/<name>@<alias> (or /<version>)")
     parser.add_argument(
         "--mode",
         default="auto",
@@ -27,9 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="static: int8 weights and activations (conv models); dynamic: int8 Linear weights; "
         "auto (default): static when the model has convolutions",
     )
-    parser.add_argument(
-        "--calibration-batches", type=int, default=8, help="training batches for static ranges"
-    )
+    parser.add_argument("--calibration-batches", type=int, default=8, help="training batches for static ranges")
     parser.add_argument("--register", metavar="NAME", help="register the int8 model as a new version of NAME")
     parser.add_argument(
         "--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)"
@@ -54,9 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"int8 ({report.mode}) model recorded in run {report.run_id}")
     print(f"test accuracy  fp32 {m['fp32_test_acc']:.4f}  int8 {m['int8_test_acc']:.4f}")
     print(f"size (MB)      fp32 {m['fp32_size_mb']:.3f}  int8 {m['int8_size_mb']:.3f}")
-    for key in sorted(
-        k.removeprefix("fp32_") for k in m if k.startswith("fp32_latency_") and k.endswith("p50_ms")
-    ):
+    for key in sorted(k.removeprefix("fp32_") for k in m if k.startswith("fp32_latency_") and k.endswith("p50_ms")):
         print(f"{key:<14} fp32 {m['fp32_' + key]:.3f}  int8 {m['int8_' + key]:.3f}")
     if report.registered_version:
         print(f"registered as {args.register} version {report.registered_version}")

@@ -18,9 +18,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "model", help="run id, runs:/<run_id>/model or models:/<name>@<alias> (or /<version>)"
-    )
+    parser.add_argument("model", help="run id, runs:/<run_id>/model or models:/<name>@<alias> (or /<version>)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument("--max-bytes", type=int, default=10 * 1024 * 1024, help="largest accepted upload")

@@ -22,9 +22,7 @@ def real_batch(real_data: Path) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("preset", ["light", "strong"])
-def test_augmented_batches_differ_from_the_originals(
-    make_config, real_batch: torch.Tensor, preset: str
-) -> None:
+def test_augmented_batches_differ_from_the_originals(make_config, real_batch: torch.Tensor, preset: str) -> None:
     augment = build_augmentation(make_config(f"augment={preset}").augment)
     torch.manual_seed(0)
     augmented = augment(real_batch)

@@ -10,16 +10,15 @@ from fruitlab.errors import ConfigError
 from fruitlab.training.fit import fit
 
 
-def test_k_folds_make_k_child_runs_and_the_parent_holds_the_mean(
-    make_config, store: str, real_data: Path
-) -> None:
+def test_k_folds_make_k_child_runs_and_the_parent_holds_the_mean(make_config, store: str, real_data: Path) -> None:
     mlflow.set_tracking_uri(store)
     client = mlflow.MlflowClient(store)
     # as a sweeper does: each trial's run is a child of the sweep's parent run
     sweep = client.create_run(client.create_experiment("sweep"), run_name="sweep")
     cfg = make_config(
         "model=lenet", "cv.folds=3", f"data.root={real_data}", f"tracking.uri={store}",
-        "trainer.max_epochs=1", "+trainer.limit_train_batches=5", "trainer.enable_progress_bar=false",
+        "trainer.max_epochs=1", "+trainer.limit_train_batches=5", "+trainer.limit_val_batches=2",
+        "trainer.enable_progress_bar=false",
         f"+tracking.parent_run_id={sweep.info.run_id}",
     )  # fmt: skip
     objective = fit(cfg)
@@ -42,11 +41,11 @@ def test_k_folds_make_k_child_runs_and_the_parent_holds_the_mean(
     assert pool == sum(1 for _ in (real_data / "Training").rglob("*.jpg"))
     assert sum(c.data.metrics["val_size"] for c in children) == pool
     assert all(c.data.metrics["train_size"] + c.data.metrics["val_size"] == pool for c in children)
-    assert {a.path for a in client.list_artifacts(parent.info.run_id, "plots")} == {
-        "plots/learning_curves.png"
-    }
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "plots")} == {"plots/learning_curves.png"}
 
 
-def test_one_fold_is_refused(make_config, store: str) -> None:
+def test_one_fold_and_options_that_need_a_single_run_are_refused(make_config, store: str) -> None:
     with pytest.raises(ConfigError, match=r"cv\.folds=1: cross-validation needs at least 2 folds"):
         fit(make_config("cv.folds=1", f"tracking.uri={store}"))
+    with pytest.raises(ConfigError, match=r"tracking\.register does not apply to cross-validation"):
+        fit(make_config("cv.folds=3", "tracking.register=fruits", f"tracking.uri={store}"))

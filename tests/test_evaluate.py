@@ -8,11 +8,9 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from conftest import TrainedRun
-from hydra import compose, initialize_config_dir
+from conftest import TrainedRun, compose_config
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
-from fruitlab.cli import CONFIG_DIR
 from fruitlab.data.augment import build_augmentation
 from fruitlab.data.imagefolder import ImageFolderDataModule
 from fruitlab.models import get_model
@@ -28,14 +26,12 @@ def test_predictions(trained_run: TrainedRun) -> dict[str, tuple[np.ndarray, np.
     model = mlflow.pytorch.load_model(f"runs:/{trained_run.run_id}/model")
     datamodule = ImageFolderDataModule(root=trained_run.data)
     datamodule.setup()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        augment = build_augmentation(compose(config_name="config", overrides=["augment=strong"]).augment)
+    augment = build_augmentation(compose_config("augment=strong").augment)
     torch.manual_seed(0)
     sets = {"clean": datamodule.test.images, "augmented": augment(datamodule.test.images)}
     with torch.inference_mode():
         return {
-            name: (model(images.float() / 255).numpy(), datamodule.test.labels.numpy())
-            for name, images in sets.items()
+            name: (model(images.float() / 255).numpy(), datamodule.test.labels.numpy()) for name, images in sets.items()
         }
 
 
@@ -54,7 +50,8 @@ def sklearn_scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, n
 def test_scores_match_scikit_learn_on_the_same_predictions(test_predictions, images: str) -> None:
     probabilities, labels = test_predictions[images]
     predictions = probabilities.argmax(axis=1)
-    assert (predictions != labels).sum() > 0, "a perfect model would not test the per-class arithmetic"
+    if images == "augmented":  # mistakes in every class exercise the per-class arithmetic
+        assert (predictions != labels).sum() > 100
     report = classification_report(torch.from_numpy(probabilities), torch.from_numpy(labels))
     expected = sklearn_scores(probabilities, labels)
     for name, values in expected.items():
@@ -75,18 +72,14 @@ def test_the_run_records_the_scores_and_a_per_class_table(trained_run: TrainedRu
         assert run.data.metrics[f"test_{name}_macro"] == pytest.approx(expected[name].mean(), abs=1e-4)
     mlflow.set_tracking_uri(trained_run.uri)
     table = list(
-        csv.DictReader(
-            io.StringIO(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/metrics/per_class.csv"))
-        )
+        csv.DictReader(io.StringIO(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/metrics/per_class.csv")))
     )
     classes = sorted(p.name for p in (trained_run.data / "Test").iterdir())
     assert [row["class"] for row in table] == classes
     np.testing.assert_allclose([float(row["f1"]) for row in table], expected["f1"], atol=1e-4)
     assert [int(row["support"]) for row in table] == expected["support"].tolist()
     counts = list(
-        csv.reader(
-            io.StringIO(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/metrics/confusion_matrix.csv"))
-        )
+        csv.reader(io.StringIO(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/metrics/confusion_matrix.csv")))
     )
     np.testing.assert_array_equal(
         np.array([row[1:] for row in counts[1:]], dtype=int),
@@ -117,6 +110,4 @@ def test_gradcam_is_skipped_for_networks_without_convolutions() -> None:
     ffnn = get_model("ffnn", 10, (3, 32, 32))
     assert last_conv_layer(ffnn) is None
     images = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
-    assert not log_gradcam(
-        ffnn, images, torch.zeros(4, dtype=torch.long), torch.rand(4, 10), list("abcdefghij")
-    )
+    assert not log_gradcam(ffnn, images, torch.zeros(4, dtype=torch.long), torch.rand(4, 10), list("abcdefghij"))

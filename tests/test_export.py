@@ -1,40 +1,27 @@
 """Export and int8 quantization of a recorded real run."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import pytest
 import torch
-from conftest import REPO, TrainedRun
+from conftest import TrainedRun
 
 from fruitlab.data.imagefolder import ImageFolderDataModule
 from fruitlab.errors import ModelError
-from fruitlab.serving.export import load_torchscript, onnx_runtime_outputs
+from fruitlab.export import main as export_main
+from fruitlab.serving.export import export_model, load_torchscript, onnx_runtime_outputs
 from fruitlab.serving.models import load_recorded_model, use_store
 from fruitlab.serving.quantize import quantize_recorded_model
 
 
-def run_module(module: str, *args: str, uri: str) -> subprocess.CompletedProcess:
-    """`python -m MODULE ARGS` in a real process against the store `uri`."""
-    return subprocess.run(
-        [sys.executable, "-m", module, *args, "--tracking-uri", uri],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_export_writes_torchscript_and_onnx_that_agree_with_pytorch(
-    trained_run: TrainedRun, tmp_path: Path
+    trained_run: TrainedRun, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    result = run_module("fruitlab.export", trained_run.run_id, "--out", str(tmp_path), uri=trained_run.uri)
-    assert result.returncode == 0, result.stderr[-3000:]
+    export_main([trained_run.run_id, "--out", str(tmp_path), "--tracking-uri", trained_run.uri])
     onnx_path = tmp_path / trained_run.run_id / "model.onnx"
     torchscript_path = tmp_path / trained_run.run_id / "model.torchscript.pt"
-    assert "ONNX Runtime max |diff|" in result.stdout
+    assert "ONNX Runtime max |diff|" in capsys.readouterr().out
 
     # ONNX Runtime and TorchScript agree with the recorded PyTorch model on real test images
     use_store(trained_run.uri)
@@ -45,9 +32,7 @@ def test_export_writes_torchscript_and_onnx_that_agree_with_pytorch(
     with torch.inference_mode():
         expected = recorded.module(images)
         torchscript = load_torchscript(torchscript_path)(images)
-    torch.testing.assert_close(
-        torch.from_numpy(onnx_runtime_outputs(onnx_path, images)), expected, atol=1e-4, rtol=0
-    )
+    torch.testing.assert_close(torch.from_numpy(onnx_runtime_outputs(onnx_path, images)), expected, atol=1e-4, rtol=0)
     torch.testing.assert_close(torchscript, expected, atol=1e-5, rtol=0)
 
     client = mlflow.MlflowClient(trained_run.uri)
@@ -62,7 +47,7 @@ def test_an_unknown_model_is_one_clear_error(trained_run: TrainedRun) -> None:
         load_recorded_model("no-such-run")
 
 
-def test_int8_model_is_smaller_and_within_one_point_of_accuracy(trained_run: TrainedRun) -> None:
+def test_int8_model_is_smaller_and_within_one_point_of_accuracy(trained_run: TrainedRun, tmp_path: Path) -> None:
     use_store(trained_run.uri)
     recorded = load_recorded_model(trained_run.run_id)
     report = quantize_recorded_model(recorded, register="fruits-int8")
@@ -78,7 +63,7 @@ def test_int8_model_is_smaller_and_within_one_point_of_accuracy(trained_run: Tra
     assert run.data.tags["mlflow.parentRunId"] == trained_run.run_id
     assert run.data.params["quantization.mode"] == "static"
     # registered as a version that loads back and predicts like the int8 model measured
-    assert report.registered_version == 1
+    assert report.registered_version == "1"
     version = mlflow.MlflowClient().get_model_version("fruits-int8", "1")
     assert version.tags["quantization"] == "int8-static"
     int8 = mlflow.pytorch.load_model("models:/fruits-int8/1")
@@ -88,13 +73,13 @@ def test_int8_model_is_smaller_and_within_one_point_of_accuracy(trained_run: Tra
         predictions = torch.cat([int8(x.float() / 255).argmax(1) for x, _ in datamodule.test_dataloader()])
     accuracy = (predictions == datamodule.test.labels).float().mean().item()
     assert accuracy == pytest.approx(metrics["int8_test_acc"], abs=1e-6)
+    with pytest.raises(ModelError, match="stored as TorchScript"):  # it is the export already
+        export_model(load_recorded_model("models:/fruits-int8/1"), tmp_path)
 
 
 def test_dynamic_quantization_shrinks_the_linear_layers(trained_run: TrainedRun) -> None:
     use_store(trained_run.uri)
     report = quantize_recorded_model(load_recorded_model(trained_run.run_id), mode="dynamic")
     assert report.registered_version is None
-    assert (
-        report.metrics["int8_size_mb"] < 0.5 * report.metrics["fp32_size_mb"]
-    )  # vgg1 is mostly its dense layer
+    assert report.metrics["int8_size_mb"] < 0.5 * report.metrics["fp32_size_mb"]  # vgg1 is mostly its dense layer
     assert abs(report.metrics["accuracy_drop_points"]) <= 1

@@ -132,9 +132,7 @@ def test_fruitlab_endpoint_answers_a_fruit_image_with_probabilities_by_class(ser
 
 def png(width: int, height: int) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)).save(
-        buffer, "PNG"
-    )
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)).save(buffer, "PNG")
     return buffer.getvalue()
 
 
@@ -148,9 +146,7 @@ def png(width: int, height: int) -> bytes:
         (("wide.png", png(5000, 2), "image/png"), 413, "5000x2 pixels"),
     ],
 )
-def test_fruitlab_endpoint_refuses_bad_input_with_a_4xx_and_a_reason(
-    servers, upload, status, message
-) -> None:
+def test_fruitlab_endpoint_refuses_bad_input_with_a_4xx_and_a_reason(servers, upload, status, message) -> None:
     response = requests.post(f"{servers['fruitlab']}/predict", files={"file": upload})
     assert response.status_code == status, response.text
     assert message in response.json()["detail"]
@@ -168,6 +164,4 @@ def test_mlflow_models_serve_answers_for_the_champion(servers, trained_run) -> N
     response = requests.post(f"{servers['mlflow']}/invocations", json={"inputs": pixels.tolist()})
     assert response.status_code == 200, response.text
     mlflow.set_tracking_uri(trained_run.uri)
-    np.testing.assert_allclose(
-        response.json()["predictions"][0], expected_probabilities(trained_run, path), atol=1e-5
-    )
+    np.testing.assert_allclose(response.json()["predictions"][0], expected_probabilities(trained_run, path), atol=1e-5)

@@ -36,9 +36,7 @@ def gradcam_maps(classifier: nn.Module, images: torch.Tensor, targets: torch.Ten
     return maps / peak[:, None, None]
 
 
-def gradcam_figure(
-    images: torch.Tensor, maps: torch.Tensor, titles: list[str], is_correct: torch.Tensor
-) -> Figure:
+def gradcam_figure(images: torch.Tensor, maps: torch.Tensor, titles: list[str], is_correct: torch.Tensor) -> Figure:
     """Rows of [image, heat map] pairs: correct predictions on the left, wrong ones on the right."""
     sides = (("correct", is_correct.nonzero().flatten()), ("wrong", (~is_correct).nonzero().flatten()))
     rows = max(1, *(len(indices) for _, indices in sides))

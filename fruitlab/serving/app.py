@@ -38,9 +38,7 @@ def read_image(data: bytes, content_type: str | None, max_bytes: int, max_side: 
     except UnidentifiedImageError as error:
         raise HTTPException(400, "the file is not an image of a known format: send a JPEG or PNG") from error
     except (OSError, ValueError, SyntaxError) as error:  # PIL's errors for damaged or truncated images
-        raise HTTPException(
-            400, f"the image cannot be decoded ({error}): send an intact JPEG or PNG"
-        ) from error
+        raise HTTPException(400, f"the image cannot be decoded ({error}): send an intact JPEG or PNG") from error
     return image
 
 

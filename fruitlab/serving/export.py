@@ -50,6 +50,11 @@ def onnx_runtime_outputs(path: Path, images: torch.Tensor) -> np.ndarray:
 def export_model(recorded: RecordedModel, out_dir: Path, atol: float = 1e-4) -> ExportReport:
     """Write model.torchscript.pt and model.onnx under `out_dir`; raise ModelError unless both give
     PyTorch's outputs within `atol` on a batch of another size than the export example."""
+    if isinstance(recorded.module, torch.jit.ScriptModule):
+        raise ModelError(
+            f"{recorded.uri} is stored as TorchScript (an int8 model from fruitlab.quantize?): its logged file is "
+            "already the TorchScript export, and ONNX export needs the float model it came from"
+        )
     example = random_images(2, recorded.input_shape, seed=0)
     torchscript = export_torchscript(recorded.module, example, out_dir / "model.torchscript.pt")
     onnx = export_onnx(recorded.module, recorded.input_shape, out_dir / "model.onnx")
@@ -68,9 +73,7 @@ def export_model(recorded: RecordedModel, out_dir: Path, atol: float = 1e-4) -> 
         ("ONNX Runtime", report.onnx_max_abs_diff),
     ):
         if not diff <= atol:
-            raise ModelError(
-                f"{name} outputs differ from PyTorch's by {diff:.3g}, more than the tolerance {atol:g}"
-            )
+            raise ModelError(f"{name} outputs differ from PyTorch's by {diff:.3g}, more than the tolerance {atol:g}")
     return report
 
 

@@ -56,6 +56,4 @@ def load_run_config(run_id: str) -> DictConfig:
     try:
         return OmegaConf.create(mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml"))
     except MlflowException as error:
-        raise ModelError(
-            f"run {run_id} has no config.yaml: it was not recorded by fruitlab ({error})"
-        ) from error
+        raise ModelError(f"run {run_id} has no config.yaml: it was not recorded by fruitlab ({error})") from error

@@ -11,12 +11,13 @@ INPUT_NAME = "images"
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path) -> Path:
     """Write `model` (in eval mode) as one self-contained ONNX file for float inputs (N, *input_shape),
-    the batch size N dynamic, with torch's torch.export-based exporter."""
+    the batch size N dynamic, with torch's torch.export-based exporter. `model` may also be the graph
+    MLflow loads for a logged model, which is inference-only and refuses `.eval()`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.rand(2, *input_shape)  # not 1: a size-1 dimension would be specialised
     torch.onnx.export(
-        model.eval(),
+        model,
         (example,),
         path,
         input_names=[INPUT_NAME],

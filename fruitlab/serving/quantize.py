@@ -25,6 +25,7 @@ from fruitlab.data.base import TensorImageDataModule
 from fruitlab.errors import ConfigError
 from fruitlab.serving.export import random_images
 from fruitlab.serving.models import RecordedModel, load_run_config
+from fruitlab.tracking.registry import register_model
 from fruitlab.tracking.runs import log_metrics, log_params, tracked_run
 from fruitlab.training.fit import build_module
 from fruitlab.training.latency import latency_metrics
@@ -38,14 +39,14 @@ class QuantizationReport:
     run_id: str  # the run that records the quantized model
     mode: str
     metrics: dict[str, float]
-    registered_version: int | None = None
+    registered_version: str | None = None
 
 
-def rebuild_float_model(
-    recorded: RecordedModel, cfg: DictConfig, datamodule: TensorImageDataModule
-) -> nn.Module:
+def rebuild_float_model(recorded: RecordedModel, cfg: DictConfig, datamodule: TensorImageDataModule) -> nn.Module:
     """The recorded network as an eager nn.Module (quantization rewrites modules; the logged model is an
-    exported graph): built from the run's config, then given the recorded weights."""
+    exported graph): built from the run's config and data, then given the recorded weights. Unlike
+    `serving.load.load_eager` it takes the input preprocessing from the data module, so the PCA input of
+    the `fruits360_pca` data works too; quantization needs the run's data anyway."""
     model = Probabilities(build_module(cfg, datamodule).classifier)
     model.load_state_dict(recorded.module.state_dict())
     return model.eval()
@@ -104,7 +105,7 @@ def serialized_megabytes(model: torch.jit.ScriptModule) -> float:
 
 def compare(
     float_model: nn.Module, int8_model: nn.Module, datamodule: TensorImageDataModule, cfg: DictConfig
-):
+) -> dict[str, float]:
     """fp32_* and int8_* test accuracy, CPU latency and TorchScript size, measured here and now."""
     example = random_images(2, datamodule.image_shape, seed=0)
     metrics: dict[str, float] = {}
@@ -155,7 +156,7 @@ def quantize_recorded_model(
         scripted = traced(int8_model, example)
         with torch.inference_mode():
             output = scripted(example).numpy()
-        logged = mlflow.pytorch.log_model(
+        mlflow.pytorch.log_model(
             scripted,
             name="model",
             serialization_format="pickle",  # TorchScript: saved with torch.jit.save
@@ -166,7 +167,6 @@ def quantize_recorded_model(
         )
     report = QuantizationReport(run.info.run_id, mode, metrics)
     if register:
-        version = mlflow.register_model(logged.model_uri, register)
-        mlflow.MlflowClient().set_model_version_tag(register, version.version, "quantization", f"int8-{mode}")
-        report.registered_version = version.version
+        report.registered_version = register_model(run.info.run_id, register)
+        mlflow.MlflowClient().set_model_version_tag(register, report.registered_version, "quantization", f"int8-{mode}")
     return report

@@ -4,7 +4,9 @@ The folds split the whole training folder (the train and validation splits of a 
 scikit-learn's StratifiedKFold, seeded by `seed`. Fold k trains on the other K-1 folds and validates on
 fold k, which also picks its best checkpoint (and drives early stopping when on). The test set is not
 touched. The parent records each fold metric's mean and (sample) standard deviation; `fit` returns the
-mean of `best_<objective.metric>`, so a sweep over CV runs optimises the cross-validated objective.
+mean of `best_<objective.metric>`, so a sweep over CV runs optimises the cross-validated objective. In a
+pruning sweep the folds report to the trial like a single run does, and a pruned fold ends the trial's
+cross-validation: the parent then summarises the folds that ran.
 """
 
 import copy
@@ -16,23 +18,19 @@ import mlflow
 import numpy as np
 import torch
 from matplotlib import pyplot as plt
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from sklearn.model_selection import StratifiedKFold
 
 from fruitlab.data import build_datamodule
 from fruitlab.data.base import ImageTensors, TensorImageDataModule
 from fruitlab.errors import ConfigError
 from fruitlab.reporting.figures import learning_curves
+from fruitlab.sweeping import context as sweep_trial
 from fruitlab.tracking.callbacks import History
 from fruitlab.tracking.runs import git_commit, log_config, log_metrics, tracked_run
-from fruitlab.tracking.store import ensure_experiment, normalize_uri, store_root
-from fruitlab.training.fit import (
-    build_module,
-    build_trainer,
-    command_overrides,
-    default_run_name,
-    record_setup,
-)
+from fruitlab.tracking.store import check_reachable, checkpoint_dir, ensure_experiment, normalize_uri
+from fruitlab.training.fit import build_module, build_trainer, command_overrides, default_run_name, record_setup
+from fruitlab.training.transfer import apply_transfer
 
 
 def fold_datamodule(
@@ -46,29 +44,22 @@ def fold_datamodule(
 
 
 def run_fold(
-    cfg: DictConfig,
-    datamodule: TensorImageDataModule,
-    fold: int,
-    experiment_id: str,
-    parent_name: str,
-    uri: str,
+    cfg: DictConfig, datamodule: TensorImageDataModule, fold: int, experiment_id: str, parent_name: str, uri: str
 ) -> tuple[dict[str, float], History]:
     """Train fold `fold` as a child of the active run; return its metrics and per-epoch history."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = build_module(cfg, datamodule)
-    objective_name = f"best_{cfg.objective.metric}"
     with tracked_run(experiment_id, f"{parent_name}-fold{fold}", mlflow.active_run().info.run_id) as run:
         record_setup(cfg, datamodule, module)
         mlflow.log_param("cv.fold", fold)
-        trainer, checkpoint, metrics_logger = build_trainer(
-            cfg, store_root(uri) / "checkpoints" / run.info.run_id
-        )
+        apply_transfer(cfg.model, module.classifier.backbone)
+        trainer, checkpoint, metrics_logger = build_trainer(cfg, checkpoint_dir(uri, run.info.run_id))
         started = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, weights_only=True)
         fit_time = time.perf_counter() - started
-        trainer.validate(module, datamodule=datamodule, ckpt_path="best", verbose=False)
+        trainer.validate(module, datamodule=datamodule, ckpt_path="best", verbose=False, weights_only=True)
         metrics = {
-            objective_name: float(checkpoint.best_model_score),
+            f"best_{cfg.objective.metric}": float(checkpoint.best_model_score),
             # validation scores of the best checkpoint (val_loss/val_acc hold the per-epoch curves)
             "cv_val_loss": float(trainer.callback_metrics["val_loss"]),
             "cv_val_acc": float(trainer.callback_metrics["val_acc"]),
@@ -81,22 +72,30 @@ def run_fold(
 
 
 def summarize(fold_metrics: list[dict[str, float]]) -> dict[str, float]:
-    """<name>_mean and <name>_std (sample standard deviation, ddof=1) of each fold metric."""
+    """<name>_mean and <name>_std (sample standard deviation, ddof=1; NaN for a single fold) of each metric."""
     summary: dict[str, float] = {}
     for name in fold_metrics[0]:
         values = np.array([metrics[name] for metrics in fold_metrics], dtype=float)
         summary[f"{name}_mean"] = float(values.mean())
-        summary[f"{name}_std"] = float(values.std(ddof=1))
+        summary[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
     return summary
+
+
+def check_cv_config(cfg: DictConfig) -> int:
+    folds = int(cfg.cv.folds)
+    if folds < 2:
+        raise ConfigError(f"cv.folds={cfg.cv.folds}: cross-validation needs at least 2 folds (0 turns it off)")
+    for key in ("resume", "tracking.register"):
+        if OmegaConf.select(cfg, key):
+            raise ConfigError(f"{key} does not apply to cross-validation (cv.folds={folds}): drop one of them")
+    return folds
 
 
 def cross_validate(cfg: DictConfig) -> float:
     """Run `cv.folds` child runs under one parent run; return the mean of best_<objective.metric>."""
-    folds = int(cfg.cv.folds)
-    if folds < 2:
-        raise ConfigError(
-            f"cv.folds={cfg.cv.folds}: cross-validation needs at least 2 folds (0 turns it off)"
-        )
+    folds = check_cv_config(cfg)
+    uri = normalize_uri(cfg.tracking.uri)
+    check_reachable(uri)  # before the data is loaded, so that a wrong address fails at once
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
@@ -106,30 +105,29 @@ def cross_validate(cfg: DictConfig) -> float:
     )
     smallest_class = int(torch.bincount(pool.labels).min())
     if folds > smallest_class:
-        raise ConfigError(
-            f"cv.folds={folds} exceeds the {smallest_class} training images of the rarest class"
-        )
+        raise ConfigError(f"cv.folds={folds} exceeds the {smallest_class} training images of the rarest class")
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
+    splits = splitter.split(np.zeros(len(pool.labels)), pool.labels)  # only the labels matter
 
-    uri = normalize_uri(cfg.tracking.uri)
     mlflow.set_tracking_uri(uri)
     experiment_id = ensure_experiment(cfg.tracking.experiment or cfg.data.name, uri)
     run_name = cfg.tracking.run_name or f"{default_run_name(cfg)}-cv{folds}"
-    with tracked_run(experiment_id, run_name, cfg.tracking.get("parent_run_id")):
+    with tracked_run(experiment_id, run_name, cfg.tracking.get("parent_run_id")) as run:
+        sweep_trial.attach(run.info.run_id)
         log_config(cfg)
         mlflow.log_params(datamodule.describe())
         mlflow.set_tags({"git_commit": git_commit(), "overrides": command_overrides()})
         mlflow.log_dict({"classes": datamodule.classes}, "classes.json")
         log_metrics({"cv_folds": folds, "cv_pool_size": len(pool.labels)})
         results, histories = [], {}
-        for fold, (train_index, val_index) in enumerate(
-            splitter.split(np.zeros(len(pool.labels)), pool.labels)
-        ):
+        for fold, (train_index, val_index) in enumerate(splits):
             fold_data = fold_datamodule(datamodule, pool, train_index, val_index)
             metrics, histories[f"fold {fold}"] = run_fold(cfg, fold_data, fold, experiment_id, run_name, uri)
             results.append(metrics)
+            if sweep_trial.pruned():
+                break
         summary = summarize(results)
-        log_metrics(summary)
+        log_metrics({**summary, "cv_folds_run": len(results)})
         figure = learning_curves(histories)
         mlflow.log_figure(figure, "plots/learning_curves.png")
         plt.close(figure)

@@ -66,9 +66,7 @@ def _csv(rows: list[list]) -> str:
     return out.getvalue()
 
 
-def _scores(
-    probabilities: torch.Tensor, labels: torch.Tensor, average: str | None
-) -> dict[str, torch.Tensor]:
+def _scores(probabilities: torch.Tensor, labels: torch.Tensor, average: str | None) -> dict[str, torch.Tensor]:
     num_classes, predictions = probabilities.shape[1], probabilities.argmax(dim=1)
     return {
         "precision": multiclass_precision(predictions, labels, num_classes, average=average),
@@ -115,9 +113,7 @@ def log_test_figures(
     figures = {
         "plots/confusion_matrix.png": confusion_matrix_figure(matrix, classes),
         "plots/confusion_matrix_normalized.png": confusion_matrix_figure(matrix, classes, normalize=True),
-        "plots/test_predictions.png": prediction_grid(
-            images[sample], labels[sample], predictions[sample], classes
-        ),
+        "plots/test_predictions.png": prediction_grid(images[sample], labels[sample], predictions[sample], classes),
     }
     for path, figure in figures.items():
         mlflow.log_figure(figure, path)
