@@ -39,3 +39,7 @@ class RunInterrupted(BaseException):
         self.signal_name = signal.Signals(signum).name
         self.run_id: str | None = None  # set once the interrupted MLflow run is closed
         super().__init__(f"interrupted by {self.signal_name}")
+
+
+class ModelError(FruitlabError):
+    """A recorded model cannot be found, loaded, exported or quantized."""

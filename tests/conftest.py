@@ -144,3 +144,26 @@ def metric_histories(uri: str) -> dict[str, list[tuple[int, float]]]:
         for name in run.data.metrics
         if not name.startswith(TIMINGS)
     }
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    uri: str  # tracking URI of its store
+    run_id: str
+    data: Path
+
+
+@pytest.fixture(scope="session")
+def trained_run(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """One real vgg1 run on the full Fruits-360 copy (2 epochs, model logged), shared by the tests that
+    read a recorded run back: test report, Grad-CAM, export, quantization, serving."""
+    import mlflow
+
+    from fruitlab.training.fit import fit
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('trained') / 'mlflow.db'}"
+    overrides = ["model=vgg1", f"data.root={real_data}", f"tracking.uri={uri}", *FAST, "trainer.max_epochs=2"]
+    fit(compose_config(*overrides))
+    client = mlflow.MlflowClient(uri)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    return TrainedRun(uri, run.info.run_id, real_data)

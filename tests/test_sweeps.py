@@ -1,6 +1,7 @@
 """Sweeps end to end: real `python -m fruitlab -m` processes, a real Optuna storage and MLflow store."""
 
 import itertools
+import os
 import signal
 import subprocess
 import sys
@@ -14,8 +15,9 @@ import pytest
 from conftest import FAST, REPO, run_cli
 from optuna.trial import TrialState
 
-# Small, quick trials: 16-pixel images, a one-block VGG, no progress bars.
-SWEEP_FAST = [*FAST, "model=vgg1", "data.image_size=16"]
+# Small, quick trials: 16-pixel images, no progress bars (and a one-block VGG unless a test picks a model).
+SWEEP_FAST = [*FAST, "data.image_size=16"]
+VGG1 = "model=vgg1"
 
 
 def sweep(store: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -56,7 +58,7 @@ def parents_and_children(store: str) -> tuple[list, list]:
 
 
 def test_grid_sweep_runs_every_point_once_resumes_and_crowns_a_champion(store, real_data):
-    command = ["optim=sgd,adam", "lr=0.1,0.01", f"data.root={real_data}"]
+    command = [VGG1, "optim=sgd,adam", "lr=0.1,0.01", f"data.root={real_data}"]
     sweep(store, *command)
 
     study = the_study(store)
@@ -137,7 +139,7 @@ def test_a_killed_trial_is_run_again_on_resume(store):
 
 
 def test_two_workers_share_a_grid_without_running_a_point_twice(store):
-    command = ["optim=sgd,adam", "lr=0.1,0.01", "tracking.log_model=false"]
+    command = [VGG1, "optim=sgd,adam", "lr=0.1,0.01", "tracking.log_model=false"]
     workers = [sweep_process(store, *command) for _ in range(2)]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
@@ -153,13 +155,97 @@ def test_two_workers_share_a_grid_without_running_a_point_twice(store):
     assert sum(claimed) == 4 and min(claimed) >= 1, claimed  # both workers took part
 
 
-def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(store):
-    sweep(store, "optim.name=adam,bogus", "tracking.log_model=false")
-    trials = {t.params["optim.name"]: t for t in the_study(store).trials}
-    assert trials["adam"].state == TrialState.COMPLETE
-    assert trials["bogus"].state == TrialState.FAIL
-    assert "unknown optimizer 'bogus'" in trials["bogus"].user_attrs["fail_reason"]
+def test_failing_trials_are_recorded_with_their_reason_and_the_sweep_goes_on(store):
+    # lr=1e12 diverges (a non-finite objective); lr=-1 makes the optimizer raise.
+    sweep(store, VGG1, "optim=sgd", "lr=0.001,1e12,-1", "tracking.log_model=false")
+    trials = {t.params["lr"]: t for t in the_study(store).trials}
+    assert trials[0.001].state == TrialState.COMPLETE
+    assert trials[1e12].state == trials[-1].state == TrialState.FAIL
+    assert trials[1e12].user_attrs["fail_reason"] == "objective val_loss is inf"
+    assert trials[-1].user_attrs["fail_reason"] == "ValueError: Invalid learning rate: -1"
     runs = {r.info.run_id: r for r in all_runs(store)}
-    failed_run = runs[trials["bogus"].user_attrs["mlflow_run_id"]]
-    assert failed_run.info.status == "FAILED"
-    assert failed_run.data.tags["trial_state"] == "FAIL"
+    diverged, raised = (runs[trials[lr].user_attrs["mlflow_run_id"]] for lr in (1e12, -1))
+    assert diverged.info.status == "FINISHED"  # the run itself went through
+    assert raised.info.status == "FAILED"
+    assert raised.data.tags["error"] == "ValueError: Invalid learning rate: -1"
+    assert diverged.data.tags["trial_state"] == raised.data.tags["trial_state"] == "FAIL"
+
+
+def test_a_tpe_sweep_prunes_hopeless_learning_rates(store):
+    sweep(store, VGG1, "optim=sgd", "lr=tag(log,interval(1e-3,1e2))", "trainer.max_epochs=3",
+          "tracking.log_model=false", "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner=median",
+          "hydra.sweeper.pruner_options={n_startup_trials:1}")  # fmt: skip
+    study = the_study(store)
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned and study.best_trial.state == TrialState.COMPLETE
+    runs = {r.info.run_id: r for r in all_runs(store)}
+    for trial in pruned:
+        run = runs[trial.user_attrs["mlflow_run_id"]]
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["trial_state"] == "PRUNED"
+        assert int(run.data.tags["pruned_epoch"]) == trial.user_attrs["pruned_epoch"] < 2
+        assert run.data.metrics["epochs"] < 3
+    (parent,) = parents_and_children(store)[0]
+    assert parent.data.params["pruner"] == "median"
+    assert parent.data.params["sampler"] == "tpe"
+    assert parent.data.metrics["trials_pruned"] == len(pruned)
+
+
+def test_a_multi_objective_sweep_draws_the_pareto_front_and_tags_its_trials(store):
+    sweep(store, "model=lenet,vgg1", "objective.metric=val_acc", "objective.direction=maximize",
+          "tracking.log_model=false", "hydra.sweeper.sampler=nsga2", "hydra.sweeper.n_trials=3",
+          "hydra.sweeper.objectives={val_acc:maximize,latency_b1_p50_ms:minimize}")  # fmt: skip
+    study = the_study(store)
+    assert study.metric_names == ["val_acc", "latency_b1_p50_ms"]
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 3
+    runs = {r.info.run_id: r for r in all_runs(store)}
+    front = {t.number for t in study.best_trials}
+    for trial in complete:
+        run = runs[trial.user_attrs["mlflow_run_id"]]
+        assert trial.values == [run.data.metrics["best_val_acc"], run.data.metrics["latency_b1_p50_ms"]]
+        assert run.data.tags["pareto"] == str(trial.number in front).lower()
+    (parent,) = parents_and_children(store)[0]
+    artifacts = {a.path for a in mlflow.MlflowClient(store).list_artifacts(parent.info.run_id, "plots")}
+    assert "plots/pareto_front.png" in artifacts
+    assert parent.data.params["sampler"] == "nsga2"
+
+
+def pca_fits(cache: Path) -> set[Path]:
+    return set(cache.glob("pca-*-210.pt"))
+
+
+def test_a_pca_components_sweep_fits_pca_once(store, real_data):
+    cache = Path(os.environ["FRUITLAB_CACHE"])
+    before = pca_fits(cache)
+    # seed=7: a training split (hence a PCA fit) of this test's own
+    sweep(store, "data=fruits360_pca", "model=ffnn", "data.n_components=10,30", "data.fit_components=210",
+          "seed=7", f"data.root={real_data}", "tracking.log_model=false")  # fmt: skip
+    assert len(pca_fits(cache) - before) == 1
+    trials = the_study(store).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    children = sorted(parents_and_children(store)[1], key=lambda r: int(r.data.params["data.n_components"]))
+    assert [r.data.params["data.pca_fitted_components"] for r in children] == ["210", "210"]
+    variance = [r.data.metrics["pca_explained_variance"] for r in children]
+    assert 0 < variance[0] < variance[1] < 1
+
+
+@pytest.mark.slow
+def test_the_pca_components_sweep_runs_11_trials_on_one_pca_fit(store, real_data):
+    cache = Path(os.environ["FRUITLAB_CACHE"])
+    before = pca_fits(cache)
+    result = run_cli("-m", "sweep=pca_components", "seed=11", f"data.root={real_data}", f"tracking.uri={store}",
+            "trainer.max_epochs=1", "trainer.enable_progress_bar=false", timeout=3600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(pca_fits(cache) - before) == 1
+    trials = the_study(store).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 11
+    assert sorted(t.params["data.n_components"] for t in trials) == list(range(10, 211, 20))
+
+
+def test_a_single_run_registers_itself_on_request(store):
+    result = run_cli(*SWEEP_FAST, VGG1, f"tracking.uri={store}", "tracking.register=tiny_vgg")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = all_runs(store)
+    (version,) = mlflow.MlflowClient(store).search_model_versions("name='tiny_vgg'")
+    assert version.run_id == run.info.run_id

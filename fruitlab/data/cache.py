@@ -20,12 +20,17 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("FRUITLAB_CACHE", Path.home() / ".cache" / "fruitlab"))
 
 
+def to_rgb_array(image: Image.Image, image_size: int) -> np.ndarray:
+    """A PIL image as the (H, W, 3) uint8 array a model sees: RGB, `image_size` pixels a side."""
+    rgb = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
 def decode_image(path: Path, image_size: int) -> np.ndarray:
-    """One image as an (H, W, 3) uint8 array of `image_size` pixels a side."""
+    """One image file as an (H, W, 3) uint8 array of `image_size` pixels a side."""
     try:
         with Image.open(path) as image:
-            rgb = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
-            return np.asarray(rgb, dtype=np.uint8)
+            return to_rgb_array(image, image_size)
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise DataError(f"cannot read image {path}: {error}. Remove or replace this file.") from error
 

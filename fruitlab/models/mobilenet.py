@@ -39,8 +39,12 @@ MOBILENET_V2_SETTINGS: dict[str, Setting] = {
 }
 
 
-def build_mobilenet_v2(setting: Setting, num_classes: int, small_input: bool = False) -> MobileNetV2:
-    model = MobileNetV2(num_classes=num_classes, inverted_residual_setting=[list(row) for row in setting])
+def build_mobilenet_v2(
+    setting: Setting, num_classes: int, small_input: bool = False, dropout: float = 0.2
+) -> MobileNetV2:
+    model = MobileNetV2(
+        num_classes=num_classes, inverted_residual_setting=[list(row) for row in setting], dropout=dropout
+    )
     if small_input:
         model.features[0][0].stride = (1, 1)
     return model
@@ -48,8 +52,10 @@ def build_mobilenet_v2(setting: Setting, num_classes: int, small_input: bool = F
 
 def _register(name: str, setting: Setting) -> None:
     @register_model(name)
-    def build(num_classes: int, input_shape: tuple[int, ...], small_input: bool = False) -> nn.Module:
-        return build_mobilenet_v2(setting, num_classes, small_input)
+    def build(
+        num_classes: int, input_shape: tuple[int, ...], small_input: bool = False, dropout: float = 0.2
+    ) -> nn.Module:
+        return build_mobilenet_v2(setting, num_classes, small_input, dropout)
 
 
 for _name, _setting in MOBILENET_V2_SETTINGS.items():

@@ -3,12 +3,16 @@
 A block is two 3x3 same-padded convolutions with ReLU, then 2x2 max-pooling. The classifier is a dense
 layer of 128 units (ReLU) and the output layer. With batch norm, every convolution and the dense layer is
 followed by BatchNorm and has no bias.
+
+`model.dropout` overrides the paper's dropout rates (see `VGGConfig.with_dropout`); dropout has no
+parameters, so the parameter counts stay the paper's.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch import nn
 
+from fruitlab.errors import ConfigError
 from fruitlab.models.registry import register_model
 
 
@@ -19,6 +23,25 @@ class VGGConfig:
     dense_dropout: float = 0.0
     batch_norm: bool = False
     dense_units: int = 128
+
+    def with_dropout(self, rate: float) -> "VGGConfig":
+        """This network with `rate` as its largest dropout rate. A config with dropout keeps the ratios
+        between its layers (vgg3_bn's 0.2, 0.3, 0.4 and dense 0.5 become 0.1, 0.15, 0.2 and 0.25 for
+        rate 0.25); one without gets `rate` after every block and the dense layer (vgg3 with 0.2 is
+        vgg3_dropout). Rate 0 removes dropout."""
+        if not 0 <= rate < 1:
+            raise ConfigError(f"model.dropout={rate} is not a dropout rate: use a number in [0, 1) or null")
+        if rate == 0:
+            return replace(self, block_dropout=(), dense_dropout=0.0)
+        peak = max((*self.block_dropout, self.dense_dropout))
+        if peak == 0:
+            return replace(self, block_dropout=(rate,) * len(self.widths), dense_dropout=rate)
+        scale = rate / peak
+        return replace(
+            self,
+            block_dropout=tuple(round(r * scale, 6) for r in self.block_dropout),
+            dense_dropout=round(self.dense_dropout * scale, 6),
+        )
 
 
 VGG_CONFIGS: dict[str, VGGConfig] = {
@@ -69,8 +92,8 @@ class VGG(nn.Module):
 
 def _register(name: str, config: VGGConfig) -> None:
     @register_model(name)
-    def build(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
-        return VGG(config, num_classes, input_shape)
+    def build(num_classes: int, input_shape: tuple[int, ...], dropout: float | None = None) -> nn.Module:
+        return VGG(config if dropout is None else config.with_dropout(dropout), num_classes, input_shape)
 
 
 for _name, _config in VGG_CONFIGS.items():

@@ -1,1 +1,2 @@
-"""Deploying trained models: rebuilding them from the tracking store, ONNX export and ONNX Runtime."""
+"""Deploying trained models: rebuilding them from the tracking store, export (TorchScript, ONNX), ONNX
+Runtime, int8 quantization and an HTTP prediction endpoint."""

@@ -13,14 +13,10 @@ from torch import nn
 from fruitlab.data.base import Normalize
 from fruitlab.errors import ConfigError
 from fruitlab.models import get_model
+from fruitlab.serving.models import model_uri
 from fruitlab.training.fit import MODEL_SETTINGS
 from fruitlab.training.module import ImageClassifier, Probabilities
-from fruitlab.training.transfer import RUN_ID, load_source
-
-
-def model_uri(reference: str) -> str:
-    """A run id means the model that run logged; an MLflow model URI stays as it is."""
-    return f"runs:/{reference}/model" if RUN_ID.fullmatch(reference) else reference
+from fruitlab.training.transfer import load_source
 
 
 def input_shape_of(uri: str) -> tuple[int, ...]:

@@ -3,6 +3,9 @@
 from dataclasses import dataclass, field
 from typing import Any
 
+# The mappings below are typed Any (default null) so that a whole mapping can be given on the command line,
+# e.g. hydra.sweeper.pruner_options={n_startup_trials:2}; Hydra cannot merge one into a typed empty mapping.
+
 
 @dataclass
 class SweepSettings:
@@ -10,16 +13,16 @@ class SweepSettings:
     # (nsga2 for several objectives)
     sampler: str | None = None
     # keyword arguments of the Optuna sampler, e.g. {n_startup_trials: 5} for tpe
-    sampler_options: dict[str, Any] = field(default_factory=dict)
+    sampler_options: Any = None
     # the sampler's seed; null: the run's `seed`
     seed: int | None = None
     # none | median | sha (successive halving) | hyperband
     pruner: str = "none"
     # keyword arguments of the Optuna pruner, e.g. {n_startup_trials: 2, n_warmup_steps: 1} for median
-    pruner_options: dict[str, Any] = field(default_factory=dict)
+    pruner_options: Any = None
     # several objectives, metric name -> minimize | maximize, read from each trial's MLflow run
     # (e.g. {val_acc: maximize, latency_b1_p50_ms: minimize}); null: the one objective `objective.metric`
-    objectives: dict[str, str] | None = None
+    objectives: Any = None
     # how many trials the study should hold (complete, pruned or running); null: the grid's size, or 20
     n_trials: int | None = None
     # null: <experiment>-<sweep name or swept keys>-<hash of the command>, so the same command resumes

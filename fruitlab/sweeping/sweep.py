@@ -149,8 +149,8 @@ class Sweep:
                 self.study_name,
                 storage,
                 self.objectives,
-                make_sampler(self.sampler, seed, dict(self.settings.sampler_options)),
-                make_pruner(self.settings.pruner, dict(self.settings.pruner_options)),
+                make_sampler(self.sampler, seed, dict(self.settings.sampler_options or {})),
+                make_pruner(self.settings.pruner, dict(self.settings.pruner_options or {})),
             )
             experiment_id = ensure_experiment(self.experiment, self.tracking_uri)
             parent_id = self.find_parent(experiment_id) or self.create_parent(experiment_id)
@@ -195,7 +195,8 @@ class Sweep:
             with heartbeat(storage, trial, self.settings.heartbeat_interval), trial_context.running(context):
                 result = self.launch(overrides, trial.number)
             outcome = self.outcome(result, context)
-        except (KeyboardInterrupt, RunInterrupted) as interruption:
+        # Ctrl-C: Lightning turns it into SystemExit; SIGTERM: RunInterrupted
+        except (KeyboardInterrupt, SystemExit, RunInterrupted) as interruption:
             self.finish(study, trial, context, Outcome(TrialState.FAIL, reason=str(interruption) or "interrupted"))
             raise
         except Exception as error:  # the job's config could not be composed

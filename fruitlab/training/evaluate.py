@@ -1,14 +1,25 @@
 """Test-set evaluation of a trained classifier: predictions and the figures and numbers made from them."""
 
+import csv
+import io
+from dataclasses import dataclass
+
 import mlflow
 import numpy as np
 import torch
 from matplotlib import pyplot as plt
-from sklearn.metrics import confusion_matrix
 from torch import nn
 from torch.utils.data import DataLoader
+from torchmetrics.functional.classification import (
+    multiclass_auroc,
+    multiclass_confusion_matrix,
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
+)
 
 from fruitlab.reporting.figures import confusion_matrix_figure, prediction_grid
+from fruitlab.tracking.runs import log_metrics
 from fruitlab.training.module import to_unit_float
 
 
@@ -29,12 +40,77 @@ def spread_sample(count: int, total: int) -> torch.Tensor:
     return torch.linspace(0, total - 1, min(count, total)).round().long()
 
 
-def log_test_figures(
+@dataclass
+class ClassificationReport:
+    per_class: dict[str, torch.Tensor]  # score name -> (C,) values, plus "support"
+    macro: dict[str, float]  # score name -> unweighted mean over classes
+    confusion: torch.Tensor  # (C, C) counts, rows are the true classes
+
+    def per_class_csv(self, classes: list[str]) -> str:
+        columns = self.per_class.values()
+        rows = [[name, *(_number(values[i]) for values in columns)] for i, name in enumerate(classes)]
+        return _csv([["class", *self.per_class], *rows])
+
+    def confusion_csv(self, classes: list[str]) -> str:
+        rows = [[name, *row] for name, row in zip(classes, self.confusion.tolist(), strict=True)]
+        return _csv([["true \\ predicted", *classes], *rows])
+
+
+def _number(value: torch.Tensor) -> str:
+    return f"{float(value):.6f}" if value.is_floating_point() else str(int(value))
+
+
+def _csv(rows: list[list]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
+def _scores(
+    probabilities: torch.Tensor, labels: torch.Tensor, average: str | None
+) -> dict[str, torch.Tensor]:
+    num_classes, predictions = probabilities.shape[1], probabilities.argmax(dim=1)
+    return {
+        "precision": multiclass_precision(predictions, labels, num_classes, average=average),
+        "recall": multiclass_recall(predictions, labels, num_classes, average=average),
+        "f1": multiclass_f1_score(predictions, labels, num_classes, average=average),
+        "roc_auc": multiclass_auroc(probabilities, labels, num_classes, average=average),  # one-vs-rest
+    }
+
+
+def classification_report(probabilities: torch.Tensor, labels: torch.Tensor) -> ClassificationReport:
+    """Per-class and macro precision, recall, F1 and one-vs-rest ROC-AUC, and the confusion matrix, from
+    torchmetrics. A class never predicted has precision 0 (scikit-learn's zero_division=0)."""
+    num_classes = probabilities.shape[1]
+    per_class = _scores(probabilities, labels, None)
+    per_class["support"] = torch.bincount(labels, minlength=num_classes)
+    macro = {name: float(value) for name, value in _scores(probabilities, labels, "macro").items()}
+    confusion = multiclass_confusion_matrix(probabilities.argmax(dim=1), labels, num_classes)
+    return ClassificationReport(per_class, macro, confusion)
+
+
+def log_test_report(
     images: torch.Tensor, labels: torch.Tensor, probabilities: torch.Tensor, classes: list[str]
-) -> np.ndarray:
-    """Log the confusion matrix (counts and normalised) and a 16-image prediction grid; return the matrix."""
+) -> ClassificationReport:
+    """Log the test scores (test_<score>_macro metrics, metrics/per_class.csv, metrics/confusion_matrix.csv)
+    and the test figures."""
+    report = classification_report(probabilities, labels)
+    log_metrics({f"test_{name}_macro": value for name, value in report.macro.items()})
+    mlflow.log_text(report.per_class_csv(classes), "metrics/per_class.csv")
+    mlflow.log_text(report.confusion_csv(classes), "metrics/confusion_matrix.csv")
+    log_test_figures(images, labels, probabilities, classes, report.confusion.numpy())
+    return report
+
+
+def log_test_figures(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    probabilities: torch.Tensor,
+    classes: list[str],
+    matrix: np.ndarray,
+) -> None:
+    """Log the confusion matrix (counts and normalised) and a 16-image prediction grid."""
     predictions = probabilities.argmax(dim=1)
-    matrix = confusion_matrix(labels.numpy(), predictions.numpy(), labels=np.arange(len(classes)))
     sample = spread_sample(16, len(labels))
     figures = {
         "plots/confusion_matrix.png": confusion_matrix_figure(matrix, classes),
@@ -46,4 +122,3 @@ def log_test_figures(
     for path, figure in figures.items():
         mlflow.log_figure(figure, path)
         plt.close(figure)
-    return matrix

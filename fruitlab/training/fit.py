@@ -16,10 +16,12 @@ from mlflow.models import infer_signature
 from omegaconf import DictConfig
 
 from fruitlab.data import build_datamodule
+from fruitlab.data.augment import build_augmentation, log_augmentation
 from fruitlab.data.base import TensorImageDataModule
 from fruitlab.errors import ConfigError
 from fruitlab.models import count_parameters, get_model
 from fruitlab.reporting.figures import learning_curves
+from fruitlab.reporting.gradcam import log_gradcam
 from fruitlab.signals import interrupts_raise
 from fruitlab.sweeping import context as sweep_trial
 from fruitlab.tracking.callbacks import EpochMetricsLogger
@@ -27,10 +29,11 @@ from fruitlab.tracking.registry import register_model
 from fruitlab.tracking.runs import git_commit, log_config, log_metrics, tracked_run
 from fruitlab.tracking.store import check_reachable, checkpoint_dir, ensure_experiment, normalize_uri
 from fruitlab.training.callbacks import FiniteLossGuard, RngStateInCheckpoint
-from fruitlab.training.evaluate import log_test_figures, predict
+from fruitlab.training.evaluate import log_test_report, predict, spread_sample
 from fruitlab.training.latency import latency_metrics
 from fruitlab.training.module import ClassifierModule, ImageClassifier, Probabilities, to_unit_float
 from fruitlab.training.resume import last_checkpoint, resumable_run
+from fruitlab.training.stopping import build_early_stopping
 from fruitlab.training.transfer import apply_transfer
 
 # Keys of the `model` group that configure fruitlab, not the architecture's factory.
@@ -42,7 +45,13 @@ def build_module(cfg: DictConfig, datamodule: TensorImageDataModule) -> Classifi
     backbone = get_model(cfg.model.name, datamodule.num_classes, datamodule.model_input_shape, **options)
     classifier = ImageClassifier(datamodule.input_transform(), backbone)
     return ClassifierModule(
-        classifier, datamodule.num_classes, cfg.lr, cfg.optim, cfg.scheduler, monitor=cfg.objective.metric
+        classifier,
+        datamodule.num_classes,
+        cfg.lr,
+        cfg.optim,
+        cfg.scheduler,
+        monitor=cfg.objective.metric,
+        augment=build_augmentation(cfg.get("augment")),
     )
 
 
@@ -55,6 +64,8 @@ def build_trainer(cfg: DictConfig, directory: Path | None) -> tuple[pl.Trainer, 
     )
     metrics_logger = EpochMetricsLogger()
     callbacks = [checkpoint, metrics_logger, RngStateInCheckpoint(), FiniteLossGuard(), *sweep_trial.callbacks()]
+    if (early_stopping := build_early_stopping(cfg.get("early_stopping"))) is not None:
+        callbacks.append(early_stopping)
     trainer = pl.Trainer(**cfg.trainer, logger=False, callbacks=callbacks, enable_model_summary=False)
     return trainer, checkpoint, metrics_logger
 
@@ -83,11 +94,22 @@ def record_setup(cfg: DictConfig, datamodule: TensorImageDataModule, module: Cla
             **datamodule.summary_metrics(),
         }
     )
+    if module.augment is not None:
+        log_augmentation(module.augment, datamodule.train.images[spread_sample(6, len(datamodule.train.labels))])
 
 
 def evaluate_and_log(cfg: DictConfig, module: ClassifierModule, datamodule: TensorImageDataModule) -> None:
     probabilities, labels = predict(module.classifier, datamodule.test_dataloader())
-    log_test_figures(datamodule.test.images, labels, probabilities, datamodule.classes)
+    log_test_report(datamodule.test.images, labels, probabilities, datamodule.classes)
+    if cfg.report.gradcam:
+        log_gradcam(
+            module.classifier,
+            datamodule.test.images,
+            labels,
+            probabilities,
+            datamodule.classes,
+            count=cfg.report.gradcam_images,
+        )
     deployable = Probabilities(copy.deepcopy(module.classifier).cpu()).eval()
     log_metrics(
         latency_metrics(
@@ -135,7 +157,11 @@ def prepare(cfg: DictConfig) -> tuple[TensorImageDataModule, ClassifierModule]:
 @interrupts_raise()
 def fit(cfg: DictConfig) -> float:
     """Train, test and record one run, or continue the interrupted run `cfg.resume`; return the best value of
-    `cfg.objective.metric`."""
+    `cfg.objective.metric`. With `cv.folds` set, cross-validate instead and return the mean over the folds."""
+    if cfg.cv.folds:
+        from fruitlab.training.cv import cross_validate  # cv.py builds on this module
+
+        return cross_validate(cfg)
     if cfg.tracking.get("register") and not cfg.tracking.log_model:
         raise ConfigError("tracking.register needs tracking.log_model=true: only a logged model can be registered")
     uri = normalize_uri(cfg.tracking.uri)

@@ -49,9 +49,11 @@ class ClassifierModule(pl.LightningModule):
         optim: Mapping,
         scheduler: Mapping,
         monitor: str = "val_loss",
+        augment: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.classifier = classifier
+        self.augment = augment  # uint8 batch -> uint8 batch, training steps only; not part of the deployable
         self.lr = lr
         self.optim_config = dict(optim)
         self.scheduler_config = dict(scheduler)
@@ -73,6 +75,9 @@ class ClassifierModule(pl.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        if self.augment is not None:
+            images, labels = batch
+            batch = (self.augment(images), labels)
         return self._step(batch, "train", self.train_acc)
 
     def validation_step(self, batch, batch_idx: int) -> None:

@@ -1,0 +1,100 @@
+"""Export and int8 quantization of a recorded real run."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from conftest import REPO, TrainedRun
+
+from fruitlab.data.imagefolder import ImageFolderDataModule
+from fruitlab.errors import ModelError
+from fruitlab.serving.export import load_torchscript, onnx_runtime_outputs
+from fruitlab.serving.models import load_recorded_model, use_store
+from fruitlab.serving.quantize import quantize_recorded_model
+
+
+def run_module(module: str, *args: str, uri: str) -> subprocess.CompletedProcess:
+    """`python -m MODULE ARGS` in a real process against the store `uri`."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args, "--tracking-uri", uri],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_export_writes_torchscript_and_onnx_that_agree_with_pytorch(
+    trained_run: TrainedRun, tmp_path: Path
+) -> None:
+    result = run_module("fruitlab.export", trained_run.run_id, "--out", str(tmp_path), uri=trained_run.uri)
+    assert result.returncode == 0, result.stderr[-3000:]
+    onnx_path = tmp_path / trained_run.run_id / "model.onnx"
+    torchscript_path = tmp_path / trained_run.run_id / "model.torchscript.pt"
+    assert "ONNX Runtime max |diff|" in result.stdout
+
+    # ONNX Runtime and TorchScript agree with the recorded PyTorch model on real test images
+    use_store(trained_run.uri)
+    recorded = load_recorded_model(trained_run.run_id)
+    datamodule = ImageFolderDataModule(root=trained_run.data)
+    datamodule.setup()
+    images = datamodule.test.images[::97].float() / 255  # every class, a batch size unlike the export's
+    with torch.inference_mode():
+        expected = recorded.module(images)
+        torchscript = load_torchscript(torchscript_path)(images)
+    torch.testing.assert_close(
+        torch.from_numpy(onnx_runtime_outputs(onnx_path, images)), expected, atol=1e-4, rtol=0
+    )
+    torch.testing.assert_close(torchscript, expected, atol=1e-5, rtol=0)
+
+    client = mlflow.MlflowClient(trained_run.uri)
+    logged = {a.path for a in client.list_artifacts(trained_run.run_id, "export")}
+    assert logged == {"export/model.onnx", "export/model.torchscript.pt"}
+    assert client.get_run(trained_run.run_id).data.metrics["export_onnx_max_abs_diff"] <= 1e-4
+
+
+def test_an_unknown_model_is_one_clear_error(trained_run: TrainedRun) -> None:
+    use_store(trained_run.uri)
+    with pytest.raises(ModelError, match=r"cannot load model 'no-such-run'.*models:/<name>@<alias>"):
+        load_recorded_model("no-such-run")
+
+
+def test_int8_model_is_smaller_and_within_one_point_of_accuracy(trained_run: TrainedRun) -> None:
+    use_store(trained_run.uri)
+    recorded = load_recorded_model(trained_run.run_id)
+    report = quantize_recorded_model(recorded, register="fruits-int8")
+    metrics = report.metrics
+    assert report.mode == "static"  # vgg1 has convolutions
+    assert metrics["int8_size_mb"] < 0.5 * metrics["fp32_size_mb"]
+    assert abs(metrics["fp32_test_acc"] - metrics["int8_test_acc"]) <= 0.01
+    source = mlflow.get_run(trained_run.run_id)
+    assert metrics["fp32_test_acc"] == pytest.approx(source.data.metrics["test_acc"], abs=1e-6)
+    assert metrics["int8_latency_b1_p50_ms"] > 0 and metrics["fp32_latency_b64_p50_ms"] > 0
+
+    run = mlflow.get_run(report.run_id)
+    assert run.data.tags["mlflow.parentRunId"] == trained_run.run_id
+    assert run.data.params["quantization.mode"] == "static"
+    # registered as a version that loads back and predicts like the int8 model measured
+    assert report.registered_version == 1
+    version = mlflow.MlflowClient().get_model_version("fruits-int8", "1")
+    assert version.tags["quantization"] == "int8-static"
+    int8 = mlflow.pytorch.load_model("models:/fruits-int8/1")
+    datamodule = ImageFolderDataModule(root=trained_run.data)
+    datamodule.setup()
+    with torch.inference_mode():
+        predictions = torch.cat([int8(x.float() / 255).argmax(1) for x, _ in datamodule.test_dataloader()])
+    accuracy = (predictions == datamodule.test.labels).float().mean().item()
+    assert accuracy == pytest.approx(metrics["int8_test_acc"], abs=1e-6)
+
+
+def test_dynamic_quantization_shrinks_the_linear_layers(trained_run: TrainedRun) -> None:
+    use_store(trained_run.uri)
+    report = quantize_recorded_model(load_recorded_model(trained_run.run_id), mode="dynamic")
+    assert report.registered_version is None
+    assert (
+        report.metrics["int8_size_mb"] < 0.5 * report.metrics["fp32_size_mb"]
+    )  # vgg1 is mostly its dense layer
+    assert abs(report.metrics["accuracy_drop_points"]) <= 1

@@ -1,0 +1,87 @@
+"""The sweeper's pieces without training: search spaces from Hydra's override syntax, and how workers claim
+trials from a real Optuna storage."""
+
+from datetime import datetime
+
+import optuna
+import pytest
+from conftest import run_cli
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from fruitlab.errors import ConfigError
+from fruitlab.sweeping.space import SearchSpace
+from fruitlab.sweeping.study import FAIL_REASON, Objective, claim, make_pruner, make_sampler, open_storage, open_study
+
+
+def space(*overrides: str) -> SearchSpace:
+    return SearchSpace.from_overrides(OverridesParser.create().parse_overrides(list(overrides)))
+
+
+def test_comma_lists_make_a_grid_of_every_point():
+    grid_space = space("optim=sgd,adam,adadelta", "lr=0.1,0.01", "batch_size=64")
+    assert grid_space.is_comma_grid
+    grid = grid_space.grid()
+    assert len(grid) == 6
+    assert {(p["optim"], p["lr"]) for p in grid} == {(o, lr) for o in ("sgd", "adam", "adadelta") for lr in (0.1, 0.01)}
+    assert list(grid_space.overrides({"optim": "adam", "lr": 0.01})) == ["optim=adam", "lr=0.01"]
+
+
+def test_ranges_intervals_and_choices_become_distributions():
+    sampled = space("lr=tag(log, interval(1e-4, 1e-1))", "data.n_components=range(10,211,20)",
+                    "model=choice(vgg1,lenet)", "batch_size=tag(int, interval(16, 128))")  # fmt: skip
+    assert not sampled.is_comma_grid
+    lr, components, model, batch = (p.distribution for p in sampled.parameters)
+    assert lr == FloatDistribution(1e-4, 1e-1, log=True)
+    assert components == IntDistribution(10, 210, step=20)
+    assert model == CategoricalDistribution(["vgg1", "lenet"])
+    assert batch == IntDistribution(16, 128)
+    assert sampled.parameters[1].values == tuple(range(10, 211, 20))
+    with pytest.raises(ConfigError, match="continuous"):
+        sampled.grid()
+    assert len(space("data.n_components=range(10,211,20)", "model=choice(vgg1,lenet)").grid()) == 22
+
+
+def test_a_list_valued_choice_is_written_back_as_it_was_given():
+    betas = space("optim.betas=[0.9,0.999],[0.5,0.9]")
+    (point,) = betas.grid()[:1]
+    assert list(betas.overrides(point)) == ["optim.betas=[0.9,0.999]"]
+
+
+@pytest.fixture
+def grid_study(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 'optuna.db'}", heartbeat_interval=60, grace_period=None)
+    study = open_study("grid", storage, [Objective("val_loss", "minimize")], make_sampler("grid", 0, {}),
+                       make_pruner("none", {}))  # fmt: skip
+    grid_space = space("lr=0.1,0.01,0.001")
+    return study, storage, grid_space, grid_space.grid()
+
+
+def test_claims_hand_out_each_grid_point_once_and_retry_failures_in_a_later_invocation(grid_study):
+    study, storage, grid_space, grid = grid_study
+    first = datetime.now()
+
+    def next_trial(started: datetime) -> optuna.Trial | None:
+        return claim(study, storage, grid_space, grid, len(grid), started)
+
+    failing = next_trial(first)
+    failing.set_user_attr(FAIL_REASON, "boom")
+    study.tell(failing, state=TrialState.FAIL)
+    done = next_trial(first)
+    study.tell(done, 1.0)
+    running = next_trial(first)
+    assert [failing.params["lr"], done.params["lr"], running.params["lr"]] == [0.1, 0.01, 0.001]
+    assert next_trial(first) is None  # the failure is not retried in the invocation that saw it fail
+
+    retry = next_trial(datetime.now())  # a later invocation
+    assert retry.params == failing.params
+    assert next_trial(datetime.now()) is None  # the last point is still running elsewhere
+
+
+def test_the_sweeper_and_the_sweep_group_are_found_by_hydra():
+    result = run_cli("--info", "plugins")
+    assert "FruitlabOptunaSweeper" in result.stdout
+    assert "SweepsConfigSource" in result.stdout
+    result = run_cli("--help")
+    assert "sweep: accuracy_latency, optim_lr, pca_components, tpe_lr, vgg_ladder" in result.stdout
