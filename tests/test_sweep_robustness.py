@@ -52,7 +52,7 @@ def test_a_diverging_trial_fails_the_sweep_goes_on_and_sigterm_fails_the_next(st
 
     assert returncode == 128 + signal.SIGTERM
     last_line = log.read_text().strip().splitlines()[-1]
-    assert last_line.startswith("fruitlab: sweep interrupted by SIGTERM; its running trial is FAIL")
+    assert last_line.startswith("fruitlab: sweep interrupted by SIGTERM; the trial it was running is FAIL")
     diverged, interrupted = the_trials(sqlite_storage(store))
     assert diverged.params["lr"] == 1e6 and diverged.state == TrialState.FAIL
     assert diverged.user_attrs["fail_reason"].startswith("NonFiniteLossError: training diverged")
