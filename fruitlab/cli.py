@@ -96,7 +96,7 @@ def main() -> None:
         sys.exit(2)
     except RunInterrupted as interruption:  # only a sweep lets it through run()
         print(
-            f"fruitlab: sweep {interruption}; its running trial is FAIL and its MLflow run KILLED. "
+            f"fruitlab: sweep {interruption}; the trial it was running is FAIL, the sweep's MLflow runs KILLED. "
             "Run the same command again to continue the study.",
             file=sys.stderr,
         )

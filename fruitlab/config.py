@@ -16,10 +16,16 @@ NUMBERS: dict[str, type] = {
 }
 
 
+# Of those, the ones null is a valid value for (CIFAR keeps its native size).
+NULLABLE = ("data.image_size",)
+
+
 def check_types(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first setting whose value has the wrong type."""
     for key, kind in NUMBERS.items():
         value = OmegaConf.select(cfg, key)
+        if value is None and key in NULLABLE:
+            continue
         if not _is_a(value, kind):
             wanted = "a whole number" if kind is int else "a number"
             raise ConfigError(f"{key}={value!r} is not {wanted}; give e.g. {key}={kind(1)}.")

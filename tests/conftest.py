@@ -129,6 +129,23 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
 
 
+# Metrics that time a run: they differ between two runs of the same config.
+TIMINGS = ("fit_time_s", "elapsed_s", "latency_")
+
+
+def metric_histories(uri: str) -> dict[str, list[tuple[int, float]]]:
+    """Every metric's (step, value) history, timings aside, of the only run in the store at `uri`."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    return {
+        name: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, name)]
+        for name in run.data.metrics
+        if not name.startswith(TIMINGS)
+    }
+
+
 @dataclass(frozen=True)
 class TrainedRun:
     uri: str  # tracking URI of its store

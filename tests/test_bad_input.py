@@ -25,7 +25,7 @@ def one_line_error(result) -> str:
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("data=nope", "data=nope is not a config option; valid data options: fruits360"),
+        ("data=nope", "data=nope is not a config option; valid data options: cifar10, cifar100, fruits360,"),
         ("optim=sgdd", "optim=sgdd is not a config option; valid optim options: adadelta, adam"),
         ("lr=abc", "lr='abc' is not a number; give e.g. lr=1.0"),
         ("trainer.max_epochs=ten", "trainer.max_epochs='ten' is not a whole number"),

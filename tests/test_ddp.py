@@ -1,5 +1,6 @@
 """`trainer=ddp_cpu`: two training processes, one MLflow run with metrics reduced across them."""
 
+import os
 from pathlib import Path
 
 import mlflow
@@ -20,7 +21,8 @@ def test_ddp_cpu_uses_every_gpu_or_two_cpu_processes(make_config) -> None:
 
 def test_two_processes_train_one_run_with_metrics_reduced_across_them(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = run_cli("trainer=ddp_cpu", "model=lenet", *FAST, f"tracking.uri={uri}", timeout=400)
+    one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}  # two processes on two cores: no oversubscription
+    result = run_cli("trainer=ddp_cpu", "model=lenet", *FAST, f"tracking.uri={uri}", env=one_thread, timeout=400)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     if not torch.cuda.is_available():

@@ -20,7 +20,8 @@ class EpochMetricsLogger(pl.Callback):
         self._started = 0.0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._started = time.perf_counter()
+        done = self.history.get("elapsed_s", [])  # a resumed run counts on from its last checkpointed epoch
+        self._started = time.perf_counter() - (done[-1][1] if done else 0.0)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
