@@ -3,6 +3,7 @@
 This module only adapts Hydra's Sweeper interface; Optuna, MLflow and torch are imported when a sweep starts,
 so that Hydra's plugin scan stays fast."""
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,10 +50,16 @@ class FruitlabOptunaSweeper(Sweeper):
         return self.launcher.launch([overrides], initial_job_idx=job_number)[0]
 
     def sweep(self, arguments: list[str]) -> Any:
+        from fruitlab.cli import report_error
+        from fruitlab.errors import FruitlabError
         from fruitlab.sweeping.sweep import Sweep
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         # The sweep's own params first: the command line wins for a key given in both.
         lines = [f"{key}={value}" for key, value in self.settings.params.items()]
         overrides = {o.get_key_element(): o for o in parser.parse_overrides([*lines, *arguments])}
-        return Sweep(self.settings, self.config, list(overrides.values()), self.launch).run()
+        try:
+            return Sweep(self.settings, self.config, list(overrides.values()), self.launch).run()
+        except FruitlabError as error:  # a bad sweep setting (trials' own errors are recorded, not raised)
+            report_error(error, self.config.verbose)
+            sys.exit(2)
