@@ -85,3 +85,14 @@ def test_the_sweeper_and_the_sweep_group_are_found_by_hydra():
     assert "SweepsConfigSource" in result.stdout
     result = run_cli("--help")
     assert "sweep: accuracy_latency, optim_lr, pca_components, tpe_lr, vgg_ladder" in result.stdout
+
+
+def test_a_bad_sweep_setting_is_one_clear_line(store):
+    result = run_cli("-m", "lr=0.1,0.01", "hydra.sweeper.sampler=bogus", f"tracking.uri={store}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "fruitlab: error: unknown sampler 'bogus'; valid samplers: grid, nsga2, random, tpe"
+    )
+    result = run_cli("-m", "lr=interval(0.001,0.1)", "hydra.sweeper.sampler=grid", f"tracking.uri={store}")
+    assert result.returncode == 2
+    assert "cannot be a grid axis" in result.stderr.strip().splitlines()[-1]

@@ -7,10 +7,13 @@ here (a Trial cannot travel in the config). Outside a sweep there is no trial an
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import lightning.pytorch as pl
 import mlflow
 import optuna
+
+if TYPE_CHECKING:  # Lightning is imported by the trial itself, not by the sweeper
+    import lightning.pytorch as pl
 
 TRIAL_NUMBER_TAG = "trial_number"
 TRIAL_STATE_TAG = "trial_state"
@@ -60,7 +63,7 @@ def pruned() -> bool:
     return _current is not None and _current.pruned_epoch is not None
 
 
-def callbacks() -> list[pl.Callback]:
+def callbacks() -> list["pl.Callback"]:
     """The Lightning callbacks the running trial needs: the pruning callback when the sweep prunes."""
     if _current is None or _current.prune_on is None:
         return []

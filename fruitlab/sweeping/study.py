@@ -45,6 +45,17 @@ def default_storage(tracking_uri: str | None) -> str:
     return f"sqlite:///{store_root(normalize_uri(tracking_uri)) / 'optuna.db'}"
 
 
+def checked_storage_url(url: str) -> str:
+    try:
+        make_url(url)
+    except sqlalchemy.exc.ArgumentError as error:
+        raise ConfigError(
+            f"hydra.sweeper.storage '{url}' is not a database URL: give one such as sqlite:///path/optuna.db "
+            "or postgresql://user@host/db"
+        ) from error
+    return url
+
+
 def storage_label(url: str) -> str:
     """The storage URL without its password, fit for tags and logs."""
     return make_url(url).render_as_string(hide_password=True)

@@ -33,6 +33,7 @@ from fruitlab.sweeping.study import (
     DIRECTIONS,
     FAIL_REASON,
     Objective,
+    checked_storage_url,
     claim,
     default_storage,
     heartbeat,
@@ -133,7 +134,7 @@ class Sweep:
         )
         if "'" in self.study_name:
             raise ConfigError(f"study name {self.study_name!r}: leave out the quote (MLflow searches by it)")
-        self.storage_url = settings.storage or default_storage(config.tracking.uri)
+        self.storage_url = checked_storage_url(settings.storage or default_storage(config.tracking.uri))
 
     # -- the loop ------------------------------------------------------------------------------------------
     def run(self) -> optuna.Study:

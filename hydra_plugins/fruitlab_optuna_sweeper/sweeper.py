@@ -3,6 +3,7 @@
 This module only adapts Hydra's Sweeper interface; Optuna, MLflow and torch are imported when a sweep starts,
 so that Hydra's plugin scan stays fast."""
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,8 @@ class FruitlabOptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> Any:
         from fruitlab.signals import interrupts_raise
+        from fruitlab.cli import report_error
+        from fruitlab.errors import FruitlabError
         from fruitlab.sweeping.sweep import Sweep
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -57,4 +60,8 @@ class FruitlabOptunaSweeper(Sweeper):
         lines = [f"{key}={value}" for key, value in self.settings.params.items()]
         overrides = {o.get_key_element(): o for o in parser.parse_overrides([*lines, *arguments])}
         with interrupts_raise():  # SIGTERM between trials too ends the sweep's runs and trial cleanly
-            return Sweep(self.settings, self.config, list(overrides.values()), self.launch).run()
+            try:
+                return Sweep(self.settings, self.config, list(overrides.values()), self.launch).run()
+            except FruitlabError as error:  # a bad sweep setting (trials' own errors are recorded, not raised)
+                report_error(error, self.config.verbose)
+                sys.exit(2)
