@@ -50,9 +50,9 @@ class FruitlabOptunaSweeper(Sweeper):
         return self.launcher.launch([overrides], initial_job_idx=job_number)[0]
 
     def sweep(self, arguments: list[str]) -> Any:
-        from fruitlab.signals import interrupts_raise
         from fruitlab.cli import report_error
         from fruitlab.errors import FruitlabError
+        from fruitlab.signals import interrupts_raise
         from fruitlab.sweeping.sweep import Sweep
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
