@@ -84,7 +84,7 @@ def test_the_sweeper_and_the_sweep_group_are_found_by_hydra():
     assert "FruitlabOptunaSweeper" in result.stdout
     assert "SweepsConfigSource" in result.stdout
     result = run_cli("--help")
-    assert "sweep: accuracy_latency, optim_lr, pca_components, tpe_lr, vgg_ladder" in result.stdout
+    assert "sweep: accuracy_latency, cifar_optim_lr, optim_lr, pca_components, tpe_lr, vgg_ladder" in result.stdout
 
 
 def test_a_bad_sweep_setting_is_one_clear_line(store):
