@@ -88,11 +88,10 @@ def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its config errors here instead of printing them
     try:
         run()
-    except (CompactHydraException, FruitlabError) as error:  # config mistakes, and a sweep's own
+    except CompactHydraException as error:
         if traceback_wanted:
             raise
-        line = hydra_error_line(error) if isinstance(error, CompactHydraException) else error
-        print(f"fruitlab: error: {line}", file=sys.stderr)
+        print(f"fruitlab: error: {hydra_error_line(error)}", file=sys.stderr)
         sys.exit(2)
     except RunInterrupted as interruption:  # only a sweep lets it through run()
         print(

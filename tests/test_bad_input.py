@@ -54,6 +54,12 @@ def test_an_unreachable_tracking_server_fails_at_once_in_one_line(tmp_path: Path
     assert "cannot reach the MLflow tracking server at tracking.uri=http://127.0.0.1:9" in line
 
 
+def test_an_unreachable_optuna_storage_fails_at_once_in_one_line(tmp_path: Path) -> None:
+    storage = "postgresql+psycopg2://fruitlab@127.0.0.1:9/optuna"
+    result = run_cli("-m", "lr=0.1,0.01", f"hydra.sweeper.storage={storage}", f"tracking.uri=sqlite:///{tmp_path}/m.db")
+    assert f"cannot open Optuna storage '{storage}' (connection to server" in one_line_error(result)
+
+
 def _dataset(tmp_path: Path) -> Path:
     root = tmp_path / "fruits"
     shutil.copytree(embedded_sample(), root)

@@ -156,18 +156,19 @@ def test_two_workers_share_a_grid_without_running_a_point_twice(store):
 
 
 def test_failing_trials_are_recorded_with_their_reason_and_the_sweep_goes_on(store):
-    # lr=1e12 diverges (a non-finite objective); lr=-1 makes the optimizer raise.
+    # lr=1e12 diverges (a NaN loss stops the run); lr=-1 makes the optimizer raise.
     sweep(store, VGG1, "optim=sgd", "lr=0.001,1e12,-1", "tracking.log_model=false")
     trials = {t.params["lr"]: t for t in the_study(store).trials}
     assert trials[0.001].state == TrialState.COMPLETE
     assert trials[1e12].state == trials[-1].state == TrialState.FAIL
     assert trials[1e12].user_attrs["fail_reason"].startswith("NonFiniteLossError: training diverged")
-    assert trials[-1].user_attrs["fail_reason"].startswith("ConfigError: invalid sgd settings (lr=-1")
+    assert trials[-1].user_attrs["fail_reason"].startswith("ConfigError: invalid sgd settings (lr=-1,")
+    assert "Invalid learning rate: -1" in trials[-1].user_attrs["fail_reason"]
     runs = {r.info.run_id: r for r in all_runs(store)}
     diverged, raised = (runs[trials[lr].user_attrs["mlflow_run_id"]] for lr in (1e12, -1))
     assert diverged.info.status == raised.info.status == "FAILED"
     assert diverged.data.tags["error"].startswith("NonFiniteLossError: training diverged")
-    assert raised.data.tags["error"].startswith("ConfigError: invalid sgd settings (lr=-1")
+    assert raised.data.tags["error"].startswith("ConfigError: invalid sgd settings (lr=-1,")
     assert diverged.data.tags["trial_state"] == raised.data.tags["trial_state"] == "FAIL"
 
 

@@ -51,7 +51,7 @@ def checked_storage_url(url: str) -> str:
     except sqlalchemy.exc.ArgumentError as error:
         raise ConfigError(
             f"hydra.sweeper.storage '{url}' is not a database URL: give one such as sqlite:///path/optuna.db "
-            "or postgresql://user@host/db"
+            "or postgresql+psycopg2://user@host/db"
         ) from error
     return url
 
