@@ -31,9 +31,15 @@ def fruits_root() -> Path | None:
     return root if (root / "Training").is_dir() else None
 
 
+# Resolved once; then unset, so that a composed config's default data is the embedded sample in every test,
+# as on a fresh clone, whether or not the caller exported FRUITLAB_DATA (CI does).
+REAL_DATA = fruits_root()
+os.environ.pop("FRUITLAB_DATA", None)
+
+
 @pytest.fixture(scope="session")
 def real_data() -> Path:
-    root = fruits_root()
+    root = REAL_DATA
     if root is None:
         pytest.skip("real Fruits-360 data not found: set FRUITLAB_DATA or place it at ../shared/data/fruits360")
     return root

@@ -66,7 +66,7 @@ def test_int8_model_is_smaller_and_within_one_point_of_accuracy(trained_run: Tra
     assert report.registered_version == "1"
     version = mlflow.MlflowClient().get_model_version("fruits-int8", "1")
     assert version.tags["quantization"] == "int8-static"
-    int8 = mlflow.pytorch.load_model("models:/fruits-int8/1")
+    int8 = load_recorded_model("models:/fruits-int8/1").module
     datamodule = ImageFolderDataModule(root=trained_run.data)
     datamodule.setup()
     with torch.inference_mode():

@@ -2,9 +2,12 @@
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
+import torch
 from mlflow.exceptions import MlflowException
+from mlflow.models.model import ModelInfo
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -33,11 +36,21 @@ def model_uri(source: str) -> str:
     return source if ":/" in source else f"runs:/{source}/model"
 
 
+def load_torch_model(uri: str, info: ModelInfo) -> nn.Module:
+    """fruitlab's models as MLflow logged them: torch.export graphs through MLflow's loader, and the int8
+    TorchScript models through torch.jit.load, which runs no Python pickle (MLflow would refuse them as
+    pickled, see fruitlab/__init__.py)."""
+    if (info.metadata or {}).get("quantization"):
+        local = Path(mlflow.artifacts.download_artifacts(uri))
+        return torch.jit.load(str(local / "data" / "model.pth"))
+    return mlflow.pytorch.load_model(uri)
+
+
 def load_recorded_model(source: str) -> RecordedModel:
     uri = model_uri(source)
     try:
         info = mlflow.models.get_model_info(uri)
-        module = mlflow.pytorch.load_model(uri)
+        module = load_torch_model(uri, info)
     except (MlflowException, OSError) as error:
         raise ModelError(
             f"cannot load model '{source}' from {mlflow.get_tracking_uri()}: {error}. Give a run id, "
