@@ -1,3 +1,3 @@
-from fruitlab.cli import main
+from fruitlab.commands import main
 
 main()

@@ -1,8 +1,29 @@
 """Checks and resolvers for the composed config that Hydra cannot do itself (the config has no schema)."""
 
+from pathlib import Path
+
 from omegaconf import DictConfig, OmegaConf
 
 from fruitlab.errors import ConfigError
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The project's config composed with `overrides`, as `python -m fruitlab` would (without starting a job)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def config_dir() -> str:
+    """The Hydra config tree: `conf/` inside an installed package (the wheel ships the repository's conf/
+    there), else the repository's top-level `conf/` beside the package of a source checkout."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "conf", package.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return str(candidate)
+    raise ConfigError(f"no conf/config.yaml in {package} or beside it: reinstall fruitlab")
+
 
 # Settings whose type a command-line override can get wrong (`lr=abc`, `trainer.max_epochs=ten`). The
 # optimizer's options are checked by torch when it is built (fruitlab/training/optim.py).

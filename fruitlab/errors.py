@@ -41,5 +41,20 @@ class RunInterrupted(BaseException):
         super().__init__(f"interrupted by {self.signal_name}")
 
 
+class ReportError(FruitlabError):
+    """The store, experiment or sweep to report on is missing, or holds no finished training run."""
+
+
 class ModelError(FruitlabError):
     """A recorded model cannot be found, loaded, exported or quantized."""
+
+
+def print_error(error: BaseException, verbose: bool = False) -> None:
+    """One line for the user on stderr; the traceback first only when asked for."""
+    import sys
+
+    if verbose:
+        import traceback
+
+        traceback.print_exception(error)
+    print(f"fruitlab: error: {error}", file=sys.stderr)

@@ -7,14 +7,11 @@ the batch reached its device, so the cached tensors are never decoded again.
 
 from collections.abc import Mapping, Sequence
 
-import mlflow
 import torch
-from matplotlib import pyplot as plt
 from torch import nn
 from torchvision.transforms import v2
 
 from fruitlab.errors import ConfigError, unknown
-from fruitlab.reporting.figures import image_grid
 
 
 class BatchAugmentation(nn.Module):
@@ -58,15 +55,3 @@ def build_augmentation(config: Mapping | None) -> BatchAugmentation | None:
     if not specs:
         return None
     return BatchAugmentation(v2.Compose([build_transform(spec) for spec in specs]))
-
-
-def log_augmentation(augment: BatchAugmentation, images: torch.Tensor, copies: int = 3) -> None:
-    """Log the composed transforms as text and a grid: each image once as it is, then `copies` augmented."""
-    mlflow.log_text(repr(augment.transform), "augment/transforms.txt")
-    rows = [images]
-    rows += [augment(images) for _ in range(copies)]
-    grid = torch.stack(rows, dim=1).flatten(0, 1)  # image 0, its copies, image 1, ...
-    titles = [("original" if i % (copies + 1) == 0 else "augmented") for i in range(len(grid))]
-    figure = image_grid(grid, titles, columns=copies + 1)
-    mlflow.log_figure(figure, "plots/augmented_samples.png")
-    plt.close(figure)

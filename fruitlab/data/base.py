@@ -55,7 +55,7 @@ class TensorImageDataModule(pl.LightningDataModule):
         """Return (training set, test set, class names)."""
         raise NotImplementedError
 
-    def describe(self) -> dict[str, object]:
+    def data_params(self) -> dict[str, object]:
         """Dataset parameters worth logging beside the config."""
         return {}
 

@@ -131,7 +131,7 @@ class CIFARDataModule(TensorImageDataModule):
         test = self._open(train=False)
         return self._tensors(training), self._tensors(test), list(training.classes)
 
-    def describe(self) -> dict[str, object]:
+    def data_params(self) -> dict[str, object]:
         return {"data.resolved_root": str(self.root)}
 
 

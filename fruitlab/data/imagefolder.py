@@ -69,5 +69,5 @@ class ImageFolderDataModule(TensorImageDataModule):
         test, _ = self._load_split(TEST_DIR, classes)
         return training, test, classes
 
-    def describe(self) -> dict[str, object]:
+    def data_params(self) -> dict[str, object]:
         return {"data.resolved_root": str(self.root)}

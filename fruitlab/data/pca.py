@@ -113,8 +113,8 @@ class PCADataModule(ImageFolderDataModule):
     def model_input_shape(self) -> tuple[int, ...]:
         return (self.n_components,)
 
-    def describe(self) -> dict[str, object]:
-        return {**super().describe(), "data.pca_fitted_components": len(self.pca.components)}
+    def data_params(self) -> dict[str, object]:
+        return {**super().data_params(), "data.pca_fitted_components": len(self.pca.components)}
 
     def summary_metrics(self) -> dict[str, float]:
         return {"pca_explained_variance": float(self.pca.explained_variance_ratio[: self.n_components].sum())}

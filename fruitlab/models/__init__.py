@@ -1,6 +1,24 @@
-"""Architectures, one module per family; importing this package registers them all."""
+"""Architectures, one module per family, and the deployable classifier that wraps them; importing this package
+registers every architecture."""
 
 from fruitlab.models import ffnn, lenet, mobilenet, resnet, vgg  # noqa: F401  (registration side effects)
+from fruitlab.models.classifier import (
+    MODEL_SETTINGS,
+    ImageClassifier,
+    Probabilities,
+    build_classifier,
+    to_unit_float,
+)
 from fruitlab.models.registry import count_parameters, get_model, list_models, register_model
 
-__all__ = ["count_parameters", "get_model", "list_models", "register_model"]
+__all__ = [
+    "MODEL_SETTINGS",
+    "ImageClassifier",
+    "Probabilities",
+    "build_classifier",
+    "count_parameters",
+    "get_model",
+    "list_models",
+    "register_model",
+    "to_unit_float",
+]

@@ -49,9 +49,7 @@ VGG_CONFIGS: dict[str, VGGConfig] = {
     "vgg2": VGGConfig(widths=(32, 64)),
     "vgg3": VGGConfig(widths=(32, 64, 128)),
     "vgg3_dropout": VGGConfig(widths=(32, 64, 128), block_dropout=(0.2, 0.2, 0.2), dense_dropout=0.2),
-    "vgg3_bn": VGGConfig(
-        widths=(32, 64, 128), block_dropout=(0.2, 0.3, 0.4), dense_dropout=0.5, batch_norm=True
-    ),
+    "vgg3_bn": VGGConfig(widths=(32, 64, 128), block_dropout=(0.2, 0.3, 0.4), dense_dropout=0.5, batch_norm=True),
 }
 
 

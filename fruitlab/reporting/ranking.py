@@ -129,7 +129,9 @@ def ranking_chart(table: pd.DataFrame, target: float = 0.99) -> Figure:
 
 def pca_points(frame: pd.DataFrame) -> pd.DataFrame:
     """Test zero-one loss per number of principal components (the mean where several runs share a count)."""
-    runs = frame.dropna(subset=[COMPONENTS]) if COMPONENTS in frame else frame.iloc[:0]
+    if COMPONENTS not in frame:  # no PCA run among them
+        return pd.DataFrame({"n_components": [], "test_zero_one_loss": [], "runs": []})
+    runs = frame.dropna(subset=[COMPONENTS])
     return (
         runs.groupby(COMPONENTS)["metrics.test_zero_one_loss"]
         .agg(test_zero_one_loss="mean", runs="size")

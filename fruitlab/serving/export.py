@@ -4,7 +4,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import torch
 from torch import nn
@@ -12,12 +11,14 @@ from torch import nn
 from fruitlab.errors import ModelError
 from fruitlab.serving.models import RecordedModel
 from fruitlab.serving.onnx import INPUT_NAME, export_onnx, ort_session
+from fruitlab.tracking.runs import RunRecorder
 
 ARTIFACT_DIR = "export"
 
 
 @dataclass
 class ExportReport:
+    run_id: str  # the run that recorded the model
     torchscript: Path
     onnx: Path
     torchscript_max_abs_diff: float
@@ -52,7 +53,7 @@ def export_model(recorded: RecordedModel, out_dir: Path, atol: float = 1e-4) -> 
     PyTorch's outputs within `atol` on a batch of another size than the export example."""
     if isinstance(recorded.module, torch.jit.ScriptModule):
         raise ModelError(
-            f"{recorded.uri} is stored as TorchScript (an int8 model from fruitlab.quantize?): its logged file is "
+            f"{recorded.uri} is stored as TorchScript (an int8 model from `fruitlab quantize`?): its logged file is "
             "already the TorchScript export, and ONNX export needs the float model it came from"
         )
     example = random_images(2, recorded.input_shape, seed=0)
@@ -63,6 +64,7 @@ def export_model(recorded: RecordedModel, out_dir: Path, atol: float = 1e-4) -> 
         expected = recorded.module(images).numpy()
         scripted = load_torchscript(torchscript)(images).numpy()
     report = ExportReport(
+        recorded.run_id,
         torchscript,
         onnx,
         float(np.abs(scripted - expected).max()),
@@ -77,10 +79,13 @@ def export_model(recorded: RecordedModel, out_dir: Path, atol: float = 1e-4) -> 
     return report
 
 
-def log_export(report: ExportReport, run_id: str) -> None:
+def log_export(recorder: RunRecorder, report: ExportReport) -> None:
     """The files under the run's export/ artifacts, the measured differences as its metrics."""
-    client = mlflow.MlflowClient()
     for path in (report.torchscript, report.onnx):
-        client.log_artifact(run_id, str(path), ARTIFACT_DIR)
-    client.log_metric(run_id, "export_torchscript_max_abs_diff", report.torchscript_max_abs_diff)
-    client.log_metric(run_id, "export_onnx_max_abs_diff", report.onnx_max_abs_diff)
+        recorder.log_artifact(path, ARTIFACT_DIR)
+    recorder.log_metrics(
+        {
+            "export_torchscript_max_abs_diff": report.torchscript_max_abs_diff,
+            "export_onnx_max_abs_diff": report.onnx_max_abs_diff,
+        }
+    )

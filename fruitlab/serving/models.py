@@ -1,18 +1,15 @@
-"""Models recorded by fruitlab runs, loaded back by run id, runs:/ URI or registered-model URI."""
+"""Models recorded by fruitlab runs, loaded back by run id, runs:/ URI or registered-model URI, and rebuilt as
+the eager PyTorch modules they were trained as."""
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
-import mlflow
 import torch
-from mlflow.exceptions import MlflowException
-from mlflow.models.model import ModelInfo
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
-from fruitlab.errors import ModelError
-from fruitlab.tracking.store import normalize_uri
+from fruitlab.data.base import Normalize
+from fruitlab.models import Probabilities, build_classifier
+from fruitlab.tracking.models import describe_logged_model, load_logged_model, load_run_config
 
 
 @dataclass
@@ -24,49 +21,27 @@ class RecordedModel:
     input_shape: tuple[int, int, int]  # (C, H, W)
 
 
-def use_store(tracking_uri: str | None) -> str:
-    """Point MLflow at `tracking_uri`, else MLFLOW_TRACKING_URI, else fruitlab's default store."""
-    uri = normalize_uri(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
-    mlflow.set_tracking_uri(uri)
-    return uri
+def load_recorded_model(reference: str) -> RecordedModel:
+    logged = describe_logged_model(reference)
+    return RecordedModel(logged.uri, logged.run_id, load_logged_model(logged), logged.classes, logged.input_shape)
 
 
-def model_uri(source: str) -> str:
-    """A bare run id means that run's `model`; runs:/ and models:/ URIs pass through."""
-    return source if ":/" in source else f"runs:/{source}/model"
+def rebuild_eager(recorded: RecordedModel, config: DictConfig, preprocess: nn.Module, input_shape: tuple) -> nn.Module:
+    """The recorded network as an eager class-probability module in eval mode (the logged model is an exported
+    graph): built from the run's config around `preprocess` (the network's input is `input_shape` after it),
+    then given the recorded weights, the preprocessing's fitted buffers included."""
+    classifier = build_classifier(config.model, len(recorded.classes), input_shape, preprocess)
+    model = Probabilities(classifier)
+    model.load_state_dict(recorded.module.state_dict())
+    return model.eval()
 
 
-def load_torch_model(uri: str, info: ModelInfo) -> nn.Module:
-    """fruitlab's models as MLflow logged them: torch.export graphs through MLflow's loader, and the int8
-    TorchScript models through torch.jit.load, which runs no Python pickle (MLflow would refuse them as
-    pickled, see fruitlab/__init__.py)."""
-    if (info.metadata or {}).get("quantization"):
-        local = Path(mlflow.artifacts.download_artifacts(uri))
-        return torch.jit.load(str(local / "data" / "model.pth"))
-    return mlflow.pytorch.load_model(uri)
-
-
-def load_recorded_model(source: str) -> RecordedModel:
-    uri = model_uri(source)
-    try:
-        info = mlflow.models.get_model_info(uri)
-        module = load_torch_model(uri, info)
-    except (MlflowException, OSError) as error:
-        raise ModelError(
-            f"cannot load model '{source}' from {mlflow.get_tracking_uri()}: {error}. Give a run id, "
-            "runs:/<run_id>/model or models:/<name>@<alias>, and the store with --tracking-uri or "
-            "MLFLOW_TRACKING_URI."
-        ) from error
-    classes = (info.metadata or {}).get("classes")
-    if not classes or info.signature is None:
-        raise ModelError(f"model '{source}' was not logged by fruitlab: it lacks class names or a signature")
-    shape = tuple(info.signature.inputs.inputs[0].shape[1:])
-    return RecordedModel(uri, info.run_id, module, list(classes), shape)
-
-
-def load_run_config(run_id: str) -> DictConfig:
-    """The resolved config a run was trained with (its config.yaml artifact)."""
-    try:
-        return OmegaConf.create(mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml"))
-    except MlflowException as error:
-        raise ModelError(f"run {run_id} has no config.yaml: it was not recorded by fruitlab ({error})") from error
+def load_eager(reference: str) -> tuple[nn.Module, tuple[int, ...]]:
+    """(class-probability model in eval mode, input shape) for a run id or an MLflow model URI
+    (`models:/NAME@champion`, `runs:/RUN_ID/model`) of a fruitlab image classifier whose input is normalised
+    images (every model but the PCA ones, whose preprocessing needs the run's data: see serving.quantize)."""
+    recorded = load_recorded_model(reference)
+    channels = recorded.input_shape[0]
+    preprocess = Normalize(torch.zeros(channels), torch.ones(channels))  # its fitted buffers are then loaded
+    config = load_run_config(recorded.run_id)
+    return rebuild_eager(recorded, config, preprocess, recorded.input_shape), recorded.input_shape

@@ -11,9 +11,7 @@ import io
 import os
 from dataclasses import dataclass
 
-import mlflow
 import torch
-from mlflow.models import infer_signature
 from omegaconf import DictConfig
 from torch import nn
 from torch.ao.quantization import get_default_qconfig_mapping, quantize_dynamic
@@ -23,13 +21,14 @@ from torch.utils.data import DataLoader
 from fruitlab.data import build_datamodule
 from fruitlab.data.base import TensorImageDataModule
 from fruitlab.errors import ConfigError
+from fruitlab.evaluation.latency import latency_metrics
+from fruitlab.models import to_unit_float
 from fruitlab.serving.export import random_images
-from fruitlab.serving.models import RecordedModel, load_run_config
-from fruitlab.tracking.registry import register_model
-from fruitlab.tracking.runs import log_metrics, log_params, tracked_run
-from fruitlab.training.fit import build_module
-from fruitlab.training.latency import latency_metrics
-from fruitlab.training.module import Probabilities, to_unit_float
+from fruitlab.serving.models import RecordedModel, rebuild_eager
+from fruitlab.tracking.models import load_run_config, log_torch_model
+from fruitlab.tracking.query import find_run
+from fruitlab.tracking.registry import register_model, tag_model_version
+from fruitlab.tracking.runs import tracked_run
 
 MODES = ("auto", "static", "dynamic")
 
@@ -40,16 +39,6 @@ class QuantizationReport:
     mode: str
     metrics: dict[str, float]
     registered_version: str | None = None
-
-
-def rebuild_float_model(recorded: RecordedModel, cfg: DictConfig, datamodule: TensorImageDataModule) -> nn.Module:
-    """The recorded network as an eager nn.Module (quantization rewrites modules; the logged model is an
-    exported graph): built from the run's config and data, then given the recorded weights. Unlike
-    `serving.load.load_eager` it takes the input preprocessing from the data module, so the PCA input of
-    the `fruits360_pca` data works too; quantization needs the run's data anyway."""
-    model = Probabilities(build_module(cfg, datamodule).classifier)
-    model.load_state_dict(recorded.module.state_dict())
-    return model.eval()
 
 
 def choose_mode(model: nn.Module, mode: str) -> str:
@@ -124,7 +113,7 @@ def compare(
 
 
 def quantize_recorded_model(
-    recorded: RecordedModel, mode: str = "auto", calibration_count: int = 8, register: str | None = None
+    uri: str, recorded: RecordedModel, mode: str = "auto", calibration_count: int = 8, register: str | None = None
 ) -> QuantizationReport:
     """Quantize, measure, and record in a child run of the source run; register when `register` names a
     registered model (a new version of it)."""
@@ -133,15 +122,17 @@ def quantize_recorded_model(
     torch.manual_seed(cfg.seed)
     datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
-    float_model = rebuild_float_model(recorded, cfg, datamodule)
+    # The preprocessing comes from the run's data, so the PCA input of `fruits360_pca` rebuilds too.
+    float_model = rebuild_eager(recorded, cfg, datamodule.input_transform(), datamodule.model_input_shape)
     mode = choose_mode(float_model, mode)
     calibration = calibration_batches(datamodule, calibration_count)
     int8_model = quantize(float_model, mode, calibration)
     metrics = compare(float_model, int8_model, datamodule, cfg)
 
-    source = mlflow.get_run(recorded.run_id)
-    with tracked_run(source.info.experiment_id, f"{source.info.run_name}-int8", recorded.run_id) as run:
-        log_params(
+    source = find_run(uri, recorded.run_id)
+    run_name = f"{source.run_name}-int8"
+    with tracked_run(uri, source.experiment_id, run_name, recorded.run_id) as recorder:
+        recorder.log_params(
             {
                 "quantization.mode": mode,
                 "quantization.engine": torch.backends.quantized.engine,
@@ -150,23 +141,14 @@ def quantize_recorded_model(
                 "model.name": cfg.model.name,
             }
         )
-        mlflow.set_tag("source_run_id", recorded.run_id)
-        log_metrics(metrics)
+        recorder.set_tags({"source_run_id": recorded.run_id})
+        recorder.log_metrics(metrics)
         example = random_images(2, datamodule.image_shape, seed=0)
-        scripted = traced(int8_model, example)
-        with torch.inference_mode():
-            output = scripted(example).numpy()
-        mlflow.pytorch.log_model(
-            scripted,
-            name="model",
-            serialization_format="pickle",  # TorchScript: saved with torch.jit.save
-            signature=infer_signature(example.numpy(), output),
-            input_example=example.numpy(),
-            pip_requirements=mlflow.pytorch.get_default_pip_requirements(),
-            metadata={"classes": recorded.classes, "quantization": f"int8-{mode}"},
-        )
-    report = QuantizationReport(run.info.run_id, mode, metrics)
+        metadata = {"classes": recorded.classes, "quantization": f"int8-{mode}"}
+        # TorchScript: saved with torch.jit.save, which MLflow files under its pickle format.
+        log_torch_model(recorder, traced(int8_model, example), example.numpy(), metadata, serialization_format="pickle")
+    report = QuantizationReport(recorder.run_id, mode, metrics)
     if register:
-        report.registered_version = register_model(run.info.run_id, register)
-        mlflow.MlflowClient().set_model_version_tag(register, report.registered_version, "quantization", f"int8-{mode}")
+        report.registered_version = register_model(recorder.run_id, register)
+        tag_model_version(register, report.registered_version, {"quantization": f"int8-{mode}"})
     return report

@@ -137,7 +137,7 @@ class SearchSpace:
         """Every swept key is a plain comma list: the sweep is a grid unless a sampler is named."""
         return all(p.comma_list for p in self.parameters)
 
-    def describe(self) -> str:
+    def as_text(self) -> str:
         return "; ".join(f"{p.key}={p.spec}" for p in self.parameters)
 
     def grid(self) -> list[Point]:

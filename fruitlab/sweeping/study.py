@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 from fruitlab.errors import ConfigError, unknown
 from fruitlab.sweeping.space import Point, SearchSpace, point_key
-from fruitlab.tracking.store import normalize_uri, store_root
+from fruitlab.tracking.store import resolve_uri, store_root
 
 DIRECTIONS = ("minimize", "maximize")
 # A trial in one of these states holds its point: it is not run again.
@@ -42,7 +42,7 @@ class Objective:
 
 def default_storage(tracking_uri: str | None) -> str:
     """optuna.db beside the local MLflow store."""
-    return f"sqlite:///{store_root(normalize_uri(tracking_uri)) / 'optuna.db'}"
+    return f"sqlite:///{store_root(resolve_uri(tracking_uri)) / 'optuna.db'}"
 
 
 def checked_storage_url(url: str) -> str:
@@ -63,11 +63,12 @@ def storage_label(url: str) -> str:
 
 def open_storage(
     url: str,
-    heartbeat_interval: int,
-    grace_period: int | None,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
     on_stale: Callable[[optuna.Study, FrozenTrial], None] | None = None,
 ) -> RDBStorage:
-    """The study's storage; `on_stale` is called for each trial this worker finds stale and fails."""
+    """The study's storage; `on_stale` is called for each trial this worker finds stale and fails. A trial's
+    job opens it without heartbeats: the sweeper keeps them."""
     # SQLite: several processes wait for each other's writes instead of failing after 5 s.
     engine_kwargs = {"connect_args": {"timeout": 120}} if make_url(url).get_backend_name() == "sqlite" else {}
     try:

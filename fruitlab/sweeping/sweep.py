@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
-import mlflow
 import optuna
 from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn
@@ -24,8 +24,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from fruitlab.errors import ConfigError, RunInterrupted
-from fruitlab.sweeping import context as trial_context
-from fruitlab.sweeping.report import log_study_plots, log_trials_table
+from fruitlab.sweeping.plots import log_study_plots, log_trials_table
 from fruitlab.sweeping.settings import SweepSettings
 from fruitlab.sweeping.space import SearchSpace
 from fruitlab.sweeping.study import (
@@ -45,9 +44,20 @@ from fruitlab.sweeping.study import (
     storage_label,
     study_lock,
 )
-from fruitlab.tracking.registry import CHAMPION, crown
-from fruitlab.tracking.runs import MAX_PARAM_LENGTH, log_metrics, tracked_run
-from fruitlab.tracking.store import ensure_experiment, normalize_uri
+from fruitlab.sweeping.trial import (
+    PRUNED_EPOCH_ATTR,
+    PRUNER_ATTR,
+    REPORTED_METRIC_ATTR,
+    RUN_ID_ATTR,
+    STUDY_TAG,
+    TRIAL_STATE_TAG,
+    TrialIdentity,
+    TrialReport,
+)
+from fruitlab.tracking.query import runs_tagged
+from fruitlab.tracking.registry import CHAMPION, set_champion
+from fruitlab.tracking.runs import MAX_PARAM_LENGTH, RunRecorder, create_run, end_lost_run, tracked_run
+from fruitlab.tracking.store import ensure_experiment, use_store
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +65,6 @@ Launch = Callable[[list[str], int], JobReturn]  # (overrides, job number) -> the
 
 PARENT_TAG = "sweep.parent"
 STORAGE_TAG = "sweep.storage"
-PRUNED_EPOCH_ATTR = "pruned_epoch"
 PARETO_TAG = "pareto"
 
 
@@ -66,18 +75,16 @@ class Outcome:
     reason: str | None = None
 
 
-def describe(error: BaseException) -> str:
+def failure_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:MAX_PARAM_LENGTH]
 
 
-def end_lost_run(study: optuna.Study, trial: FrozenTrial) -> None:
+def end_stale_trial_run(tracking_uri: str, study: optuna.Study, trial: FrozenTrial) -> None:
     """A trial went stale (its worker was killed): end its MLflow run KILLED instead of leaving it RUNNING."""
-    run_id = trial.user_attrs.get(trial_context.RUN_ID_ATTR)
-    client = mlflow.MlflowClient()
-    if run_id and client.get_run(run_id).info.status == "RUNNING":
-        client.set_tag(run_id, trial_context.TRIAL_STATE_TAG, TrialState.FAIL.name)
-        client.set_tag(run_id, "error", "the worker running this trial stopped (no heartbeat)")
-        client.set_terminated(run_id, "KILLED")
+    run_id = trial.user_attrs.get(RUN_ID_ATTR)
+    if run_id:
+        reason = "the worker running this trial stopped (no heartbeat)"
+        end_lost_run(tracking_uri, run_id, reason, {TRIAL_STATE_TAG: TrialState.FAIL.name})
     log.info("trial %d went stale (its worker stopped): it will run again", trial.number)
 
 
@@ -126,7 +133,6 @@ class Sweep:
         self.grid = self.space.grid() if self.sampler == "grid" else None
         default_budget = len(self.grid) if self.grid is not None else DEFAULT_SAMPLER_TRIALS
         self.budget = settings.n_trials or default_budget
-        self.tracking_uri = normalize_uri(config.tracking.uri)
         self.experiment = config.tracking.experiment or config.data.name
         sweep_name = config.hydra.runtime.choices.get("sweep")
         self.study_name = settings.study_name or default_study_name(
@@ -139,11 +145,12 @@ class Sweep:
     # -- the loop ------------------------------------------------------------------------------------------
     def run(self) -> optuna.Study:
         started = datetime.now()
-        mlflow.set_tracking_uri(self.tracking_uri)
+        tracking_uri = use_store(self.config.tracking.uri)
         # One worker at a time creates the stores, the study and the parent run.
         with study_lock(self.storage_url, self.study_name):
+            on_stale = partial(end_stale_trial_run, tracking_uri)
             storage = open_storage(
-                self.storage_url, self.settings.heartbeat_interval, self.settings.grace_period, end_lost_run
+                self.storage_url, self.settings.heartbeat_interval, self.settings.grace_period, on_stale
             )
             seed = self.settings.seed if self.settings.seed is not None else self.config.seed
             study = open_study(
@@ -153,8 +160,9 @@ class Sweep:
                 make_sampler(self.sampler, seed, dict(self.settings.sampler_options or {})),
                 make_pruner(self.settings.pruner, dict(self.settings.pruner_options or {})),
             )
-            experiment_id = ensure_experiment(self.experiment, self.tracking_uri)
-            parent_id = self.find_parent(experiment_id) or self.create_parent(experiment_id)
+            self.tell_trials_what_to_report(study)
+            experiment_id = ensure_experiment(self.experiment, tracking_uri)
+            parent_id = self.find_parent(tracking_uri, experiment_id) or self.create_parent(tracking_uri, experiment_id)
         log.info(
             "study %s (%s, %s) in %s: %d trials; MLflow parent run %s",
             self.study_name,
@@ -164,13 +172,22 @@ class Sweep:
             self.budget,
             parent_id,
         )
-        with tracked_run(experiment_id, run_id=parent_id):
-            self.work(study, storage, parent_id, started)
+        with tracked_run(tracking_uri, experiment_id, run_id=parent_id) as parent:
+            self.work(study, storage, parent, started)
             with study_lock(self.storage_url, self.study_name):
-                self.report(study)
+                self.report(study, parent)
         return study
 
-    def work(self, study: optuna.Study, storage: RDBStorage, parent_id: str, started: datetime) -> None:
+    def tell_trials_what_to_report(self, study: optuna.Study) -> None:
+        """Tell the trials' jobs, through the study, which metric to report each epoch (Optuna records
+        intermediate values for one objective only) and how to prune."""
+        if len(self.objectives) == 1:
+            study.set_user_attr(REPORTED_METRIC_ATTR, self.objectives[0].metric)
+        if self.settings.pruner != "none":
+            pruner = {"name": self.settings.pruner, "options": dict(self.settings.pruner_options or {})}
+            study.set_user_attr(PRUNER_ATTR, pruner)
+
+    def work(self, study: optuna.Study, storage: RDBStorage, parent: RunRecorder, started: datetime) -> None:
         """Claim and run trials until the study is done; wait while other workers still run its last trials
         (one of them may die and leave its point to this worker)."""
         poll = min(10, self.settings.heartbeat_interval)
@@ -179,44 +196,43 @@ class Sweep:
                 trial = claim(study, storage, self.space, self.grid, self.budget, started)
                 elsewhere = 0 if trial else running_trials(study)
             if trial is not None:
-                self.run_trial(study, storage, trial, parent_id)
+                self.run_trial(study, storage, trial, parent)
             elif elsewhere:
                 log.info("waiting for %d trial(s) running in other workers", elsewhere)
                 time.sleep(poll)
             else:
                 return
 
-    def run_trial(self, study: optuna.Study, storage: RDBStorage, trial: optuna.Trial, parent_id: str) -> None:
+    def run_trial(self, study: optuna.Study, storage: RDBStorage, trial: optuna.Trial, parent: RunRecorder) -> None:
         swept = list(self.space.overrides(trial.params))
-        overrides = [*self.fixed, *swept, f"tracking.parent_run_id={parent_id}"]
-        prune_on = self.objectives[0].metric if self.settings.pruner != "none" else None
-        context = trial_context.TrialContext(trial, self.study_name, prune_on)
+        identity = TrialIdentity(self.storage_url, self.study_name, trial.number)
+        overrides = [*self.fixed, *swept, f"tracking.parent_run_id={parent.run_id}", *identity.overrides()]
         log.info("trial %d: %s", trial.number, " ".join(swept))
         try:
-            with heartbeat(storage, trial, self.settings.heartbeat_interval), trial_context.running(context):
+            with heartbeat(storage, trial, self.settings.heartbeat_interval):
                 result = self.launch(overrides, trial.number)
-            outcome = self.outcome(result, context)
+            outcome = self.outcome(result)
         # Ctrl-C: Lightning turns it into SystemExit; SIGTERM: RunInterrupted
         except (KeyboardInterrupt, SystemExit, RunInterrupted) as interruption:
-            self.finish(study, trial, context, Outcome(TrialState.FAIL, reason=str(interruption) or "interrupted"))
+            self.finish(study, trial, parent, Outcome(TrialState.FAIL, reason=str(interruption) or "interrupted"))
             raise
         except Exception as error:  # the job's config could not be composed
-            outcome = Outcome(TrialState.FAIL, reason=describe(error))
-        self.finish(study, trial, context, outcome)
+            outcome = Outcome(TrialState.FAIL, reason=failure_reason(error))
+        self.finish(study, trial, parent, outcome)
 
-    def outcome(self, result: JobReturn, context: trial_context.TrialContext) -> Outcome:
+    def outcome(self, result: JobReturn) -> Outcome:
         try:
-            returned = result.return_value  # raises the job's exception
+            report: TrialReport = result.return_value  # raises the job's exception
         except Exception as error:
-            return Outcome(TrialState.FAIL, reason=describe(error))
-        if context.pruned_epoch is not None:
+            return Outcome(TrialState.FAIL, reason=failure_reason(error))
+        if report.pruned_epoch is not None:
             return Outcome(TrialState.PRUNED)
         values = []
         for objective in self.objectives:
             if objective.metric == self.config.objective.metric:
-                value = returned  # the best checkpoint's value, which fit() returns
+                value = report.fit.objective  # the best checkpoint's value
             else:
-                value = self.run_metric(context.run_id, objective.metric)
+                value = report.fit.metrics.get(objective.metric)
                 if value is None:
                     return Outcome(TrialState.FAIL, reason=f"the trial's run logged no metric {objective.metric}")
             if not math.isfinite(value):
@@ -224,83 +240,64 @@ class Sweep:
             values.append(float(value))
         return Outcome(TrialState.COMPLETE, values)
 
-    @staticmethod
-    def run_metric(run_id: str | None, metric: str) -> float | None:
-        return mlflow.MlflowClient().get_run(run_id).data.metrics.get(metric) if run_id else None
-
-    def finish(
-        self, study: optuna.Study, trial: optuna.Trial, context: trial_context.TrialContext, outcome: Outcome
-    ) -> None:
+    def finish(self, study: optuna.Study, trial: optuna.Trial, parent: RunRecorder, outcome: Outcome) -> None:
         if outcome.reason:
             trial.set_user_attr(FAIL_REASON, outcome.reason)
-        if context.pruned_epoch is not None:
-            trial.set_user_attr(PRUNED_EPOCH_ATTR, context.pruned_epoch)
         study.tell(trial, outcome.values, state=outcome.state)
-        if context.run_id:
-            tags = {trial_context.TRIAL_STATE_TAG: outcome.state.name}
+        recorded = study._storage.get_trial(trial._trial_id)  # what the trial's job recorded, in any process
+        run_id = recorded.user_attrs.get(RUN_ID_ATTR)
+        if run_id:
+            tags = {TRIAL_STATE_TAG: outcome.state.name}
             if outcome.reason:
                 tags[FAIL_REASON] = outcome.reason
-            client = mlflow.MlflowClient()
-            for key, value in tags.items():
-                client.set_tag(context.run_id, key, value)
+            RunRecorder(run_id, parent.client).set_tags(tags)
+        pruned_epoch = recorded.user_attrs.get(PRUNED_EPOCH_ATTR)
         detail = outcome.reason or (
-            f"at epoch {context.pruned_epoch}"
-            if context.pruned_epoch is not None
+            f"at epoch {pruned_epoch}"
+            if outcome.state == TrialState.PRUNED
             else ", ".join(f"{o.metric}={v:.4g}" for o, v in zip(self.objectives, outcome.values, strict=True))
         )
         log.info("trial %d %s: %s", trial.number, outcome.state.name, detail)
 
     # -- MLflow parent run ---------------------------------------------------------------------------------
-    def find_parent(self, experiment_id: str) -> str | None:
-        runs = mlflow.MlflowClient().search_runs(
-            [experiment_id],
-            filter_string=f"tags.`{PARENT_TAG}` = '{self.study_name}'",
-            max_results=10,
-        )
+    def find_parent(self, tracking_uri: str, experiment_id: str) -> str | None:
         label = storage_label(self.storage_url)
+        runs = runs_tagged(tracking_uri, experiment_id, PARENT_TAG, self.study_name)
         return next((r.info.run_id for r in runs if r.data.tags.get(STORAGE_TAG) == label), None)
 
-    def create_parent(self, experiment_id: str) -> str:
-        client = mlflow.MlflowClient()
-        run = client.create_run(
-            experiment_id,
-            run_name=self.study_name,
-            tags={
-                PARENT_TAG: self.study_name,
-                STORAGE_TAG: storage_label(self.storage_url),
-                trial_context.STUDY_TAG: self.study_name,
-            },
+    def create_parent(self, tracking_uri: str, experiment_id: str) -> str:
+        tags = {PARENT_TAG: self.study_name, STORAGE_TAG: storage_label(self.storage_url), STUDY_TAG: self.study_name}
+        parent = create_run(tracking_uri, experiment_id, self.study_name, tags)
+        parent.log_params(
+            {
+                "study_name": self.study_name,
+                "sampler": self.sampler,
+                "pruner": self.settings.pruner,
+                "search_space": self.space.as_text(),
+                "objectives": ", ".join(f"{o.metric}:{o.direction}" for o in self.objectives),
+                "direction": ",".join(o.direction for o in self.objectives),
+                "n_trials": self.budget,
+                "storage": storage_label(self.storage_url),
+                "fixed_overrides": " ".join(self.fixed),
+            }
         )
-        params = {
-            "study_name": self.study_name,
-            "sampler": self.sampler,
-            "pruner": self.settings.pruner,
-            "search_space": self.space.describe(),
-            "objectives": ", ".join(f"{o.metric}:{o.direction}" for o in self.objectives),
-            "direction": ",".join(o.direction for o in self.objectives),
-            "n_trials": self.budget,
-            "storage": storage_label(self.storage_url),
-            "fixed_overrides": " ".join(self.fixed),
-        }
-        for key, value in params.items():
-            client.log_param(run.info.run_id, key, str(value)[:MAX_PARAM_LENGTH])
-        return run.info.run_id
+        return parent.run_id
 
-    def report(self, study: optuna.Study) -> None:
-        """The study's outcome on the active parent run: counts, best trial (or Pareto front), plots, the
-        trials table, and the champion model."""
+    def report(self, study: optuna.Study, parent: RunRecorder) -> None:
+        """The study's outcome on the parent run: counts, best trial (or Pareto front), plots, the trials
+        table, and the champion model."""
         trials = study.get_trials(deepcopy=False)
         counts = Counter(t.state for t in trials)
-        log_metrics(
+        parent.log_metrics(
             {f"trials_{s.name.lower()}": counts[s] for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
         )
         if counts[TrialState.COMPLETE]:
             if len(self.objectives) == 1:
-                self.report_best(study)
+                self.report_best(study, parent)
             else:
-                self.report_pareto(study)
-        log_study_plots(study, self.objectives)
-        log_trials_table(study)
+                self.report_pareto(study, parent)
+        log_study_plots(parent, study, self.objectives)
+        log_trials_table(parent, study)
         log.info(
             "study %s: %d complete, %d pruned, %d failed",
             self.study_name,
@@ -309,31 +306,30 @@ class Sweep:
             counts[TrialState.FAIL],
         )
 
-    def report_best(self, study: optuna.Study) -> None:
+    def report_best(self, study: optuna.Study, parent: RunRecorder) -> None:
         best = study.best_trial
         metric = self.objectives[0].metric
-        log_metrics({f"best_{metric}": best.value})
-        run_id = best.user_attrs.get(trial_context.RUN_ID_ATTR)
-        mlflow.set_tags({"best_trial": best.number, **{f"best.{k}": v for k, v in best.params.items()}})
+        parent.log_metrics({f"best_{metric}": best.value})
+        run_id = best.user_attrs.get(RUN_ID_ATTR)
+        parent.set_tags({"best_trial": best.number, **{f"best.{k}": v for k, v in best.params.items()}})
         log.info("best: trial %d, %s=%.4g, %s (run %s)", best.number, metric, best.value, best.params, run_id)
         if not self.settings.register:
             return
         if run_id:
-            mlflow.set_tag("best_run_id", run_id)
+            parent.set_tags({"best_run_id": run_id})
         if run_id is None or not self.config.tracking.log_model:
             log.info("no model registered: the best trial logged no model (tracking.log_model=false)")
             return
         name = self.settings.model_name or self.experiment
-        version = crown(run_id, name)
-        mlflow.set_tag("registered_model", f"{name}@{CHAMPION} (version {version})")
+        version = set_champion(run_id, name)
+        parent.set_tags({"registered_model": f"{name}@{CHAMPION} (version {version})"})
         log.info("registered model: models:/%s@%s (version %s)", name, CHAMPION, version)
 
-    def report_pareto(self, study: optuna.Study) -> None:
+    def report_pareto(self, study: optuna.Study, parent: RunRecorder) -> None:
         front = {t.number for t in study.best_trials}
-        client = mlflow.MlflowClient()
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            run_id = trial.user_attrs.get(trial_context.RUN_ID_ATTR)
+            run_id = trial.user_attrs.get(RUN_ID_ATTR)
             if run_id:
-                client.set_tag(run_id, PARETO_TAG, str(trial.number in front).lower())
-        mlflow.set_tag("pareto_trials", ",".join(map(str, sorted(front))))
+                RunRecorder(run_id, parent.client).set_tags({PARETO_TAG: str(trial.number in front).lower()})
+        parent.set_tags({"pareto_trials": ",".join(map(str, sorted(front)))})
         log.info("Pareto front: trials %s", sorted(front))

@@ -4,17 +4,22 @@ import time
 
 import lightning.pytorch as pl
 
-from fruitlab.tracking.runs import log_metrics
-
-History = dict[str, list[tuple[int, float]]]
+from fruitlab.plotting import History
+from fruitlab.tracking.runs import RunRecorder
 
 
 class EpochMetricsLogger(pl.Callback):
-    """Logs the epoch's metrics to the active MLflow run with step = epoch, in one request per epoch, and
-    keeps them as `history` for the learning-curve plots. `elapsed_s` is the training time (train and
-    validation) from the first epoch's start to this epoch's end: what the time to reach an accuracy is read from."""
+    """Logs the epoch's metrics to the run with step = epoch, in one request per epoch, and keeps them as
+    `history` for the learning-curve plots. `recorder` is None on the other processes of a multi-process run.
+    `elapsed_s` is the training time (train and validation) from the first epoch's start to this epoch's end:
+    what the time to reach an accuracy is read from."""
 
-    def __init__(self, names: tuple[str, ...] = ("train_loss", "train_acc", "val_loss", "val_acc")) -> None:
+    def __init__(
+        self,
+        recorder: RunRecorder | None,
+        names: tuple[str, ...] = ("train_loss", "train_acc", "val_loss", "val_acc"),
+    ) -> None:
+        self.recorder = recorder
         self.names = names
         self.history: History = {}
         self._started = 0.0
@@ -32,8 +37,8 @@ class EpochMetricsLogger(pl.Callback):
         metrics["elapsed_s"] = time.perf_counter() - self._started
         for name, value in metrics.items():
             self.history.setdefault(name, []).append((epoch, value))
-        if trainer.is_global_zero:
-            log_metrics(metrics, step=epoch)
+        if self.recorder is not None and trainer.is_global_zero:
+            self.recorder.log_metrics(metrics, step=epoch)
 
     # The history travels in checkpoints so that a resumed run plots all its epochs.
     def state_dict(self) -> dict[str, History]:

@@ -31,7 +31,7 @@ def register_model(run_id: str, name: str, alias: str | None = None) -> str:
     return version
 
 
-def crown(run_id: str, name: str, alias: str = CHAMPION) -> str:
+def set_champion(run_id: str, name: str, alias: str = CHAMPION) -> str:
     """Point `alias` of `name` at the run's model, registering a version only when the alias is not already
     on this run (so that reporting on a finished study again adds nothing); returns the version."""
     try:
@@ -41,3 +41,9 @@ def crown(run_id: str, name: str, alias: str = CHAMPION) -> str:
     if current is not None and current.run_id == run_id:
         return str(current.version)
     return register_model(run_id, name, alias)
+
+
+def tag_model_version(name: str, version: str, tags: dict[str, str]) -> None:
+    client = mlflow.MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)

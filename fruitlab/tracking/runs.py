@@ -1,27 +1,95 @@
-"""An MLflow run's life and what every run records beside its metrics."""
+"""An MLflow run's life, and the recorder through which every other layer writes to it."""
 
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
 from mlflow.entities import Metric, Param
 from omegaconf import DictConfig, OmegaConf
 
 from fruitlab.errors import RunInterrupted
+from fruitlab.tracking.store import activate_store
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter value
 BATCH = 100  # MLflow's limit on parameters per log_batch call
+# Config sections that are bookkeeping of the process, not settings of the experiment: never logged as params.
+UNLOGGED_KEYS = ("trial",)
+
+
+@dataclass(frozen=True)
+class RunRecorder:
+    """Writes to one run of one store; handed to the code that has something to record."""
+
+    run_id: str
+    client: mlflow.MlflowClient = field(repr=False)
+
+    @classmethod
+    def of(cls, uri: str, run_id: str) -> "RunRecorder":
+        """A recorder for an existing run of the store at `uri` (MLflow's active run or not)."""
+        return cls(run_id, mlflow.MlflowClient(uri))
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        """All of `metrics` in one request (one store transaction)."""
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def log_params(self, params: Mapping[str, object]) -> None:
+        items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
+        for start in range(0, len(items), BATCH):
+            self.client.log_batch(self.run_id, params=items[start : start + BATCH])
+
+    def set_tags(self, tags: Mapping[str, object]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, str(value)[:MAX_PARAM_LENGTH])
+
+    def delete_tag(self, key: str) -> None:
+        self.client.delete_tag(self.run_id, key)
+
+    def log_text(self, text: str, path: str) -> None:
+        self.client.log_text(self.run_id, text, path)
+
+    def log_dict(self, data: Mapping, path: str) -> None:
+        self.client.log_dict(self.run_id, dict(data), path)
+
+    def log_figure(self, figure: Figure, path: str, **save_kwargs: object) -> None:
+        """Log the figure as an image and close it."""
+        try:
+            self.client.log_figure(self.run_id, figure, path, save_kwargs=save_kwargs or None)
+        finally:
+            plt.close(figure)
+
+    def log_artifact(self, file: Path, folder: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(file), folder)
+
+    def log_artifacts(self, folder: Path, path: str | None = None) -> None:
+        self.client.log_artifacts(self.run_id, str(folder), path)
+
+    def log_config(self, cfg: DictConfig) -> None:
+        """The resolved config as flat params and as config.yaml (bookkeeping sections left out)."""
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        settings = {key: value for key, value in resolved.items() if key not in UNLOGGED_KEYS}
+        self.log_params(flatten(settings))
+        self.log_text(OmegaConf.to_yaml(settings), "config.yaml")
 
 
 @contextmanager
 def tracked_run(
-    experiment_id: str, run_name: str | None = None, parent_run_id: str | None = None, run_id: str | None = None
-) -> Iterator[mlflow.ActiveRun]:
-    """Start (or reopen `run_id`) and always end the run: FINISHED, KILLED on Ctrl-C or SIGTERM,
-    FAILED with the reason as the `error` tag otherwise. A run is never left RUNNING."""
+    uri: str,
+    experiment_id: str,
+    run_name: str | None = None,
+    parent_run_id: str | None = None,
+    run_id: str | None = None,
+) -> Iterator[RunRecorder]:
+    """Start (or reopen `run_id`) a run in the store at `uri` and always end it: FINISHED, KILLED on Ctrl-C or
+    SIGTERM, FAILED with the reason as the `error` tag otherwise. A run is never left RUNNING. The run is also
+    MLflow's active run meanwhile, which MLflow's model-logging functions write to."""
+    activate_store(uri)
     active = mlflow.start_run(
         run_id=run_id,
         experiment_id=None if run_id else experiment_id,
@@ -29,20 +97,38 @@ def tracked_run(
         parent_run_id=parent_run_id,
         nested=mlflow.active_run() is not None,
     )
+    recorder = RunRecorder(active.info.run_id, mlflow.MlflowClient(uri))
     try:
-        yield active
+        yield recorder
     except (KeyboardInterrupt, RunInterrupted) as interruption:
-        mlflow.set_tag("error", str(interruption) or "interrupted")
+        recorder.set_tags({"error": str(interruption) or "interrupted"})
         mlflow.end_run("KILLED")
         if isinstance(interruption, RunInterrupted):
-            interruption.run_id = active.info.run_id
+            interruption.run_id = recorder.run_id
         raise
     except BaseException as error:
-        mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:MAX_PARAM_LENGTH])
+        recorder.set_tags({"error": f"{type(error).__name__}: {error}"})
         mlflow.end_run("FAILED")
         raise
     else:
         mlflow.end_run("FINISHED")
+
+
+def create_run(uri: str, experiment_id: str, run_name: str, tags: Mapping[str, str]) -> RunRecorder:
+    """A new run that stays open after this call (a sweep's parent, ended by its last `tracked_run`)."""
+    client = mlflow.MlflowClient(uri)
+    return RunRecorder(client.create_run(experiment_id, run_name=run_name, tags=dict(tags)).info.run_id, client)
+
+
+def end_lost_run(uri: str, run_id: str, reason: str, tags: Mapping[str, str]) -> bool:
+    """End a run left RUNNING by a process that died: KILLED, with `reason` as its `error` tag and `tags`.
+    Returns whether it was still running."""
+    recorder = RunRecorder.of(uri, run_id)
+    if recorder.client.get_run(run_id).info.status != "RUNNING":
+        return False
+    recorder.set_tags({**tags, "error": reason})
+    recorder.client.set_terminated(run_id, "KILLED")
+    return True
 
 
 def flatten(config: Mapping, prefix: str = "") -> dict[str, object]:
@@ -55,27 +141,6 @@ def flatten(config: Mapping, prefix: str = "") -> dict[str, object]:
         else:
             flat[name] = value
     return flat
-
-
-def log_params(params: Mapping[str, object]) -> None:
-    items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
-    client, run_id = mlflow.MlflowClient(), mlflow.active_run().info.run_id
-    for start in range(0, len(items), BATCH):
-        client.log_batch(run_id, params=items[start : start + BATCH])
-
-
-def log_metrics(metrics: Mapping[str, float], step: int = 0) -> None:
-    """All of `metrics` in one request (one store transaction)."""
-    now = int(time.time() * 1000)
-    batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-    mlflow.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=batch)
-
-
-def log_config(cfg: DictConfig) -> None:
-    """The resolved config as flat params and as config.yaml."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    log_params(flatten(resolved))
-    mlflow.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
 
 
 def git_commit() -> str:

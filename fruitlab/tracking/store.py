@@ -1,5 +1,6 @@
-"""Where runs are recorded: the MLflow tracking URI, the local store root and experiments."""
+"""Where runs are recorded: the one rule that resolves the MLflow tracking store, its local root and experiments."""
 
+import os
 import re
 from pathlib import Path
 
@@ -9,14 +10,15 @@ from mlflow.exceptions import MlflowException
 from fruitlab.errors import TrackingError
 
 DEFAULT_STORE = Path("mlruns")
+DEFAULT_URI = f"sqlite:///{DEFAULT_STORE / 'mlflow.db'}"
 REACH_TIMEOUT_S = 10  # one quick look instead of MLflow's retries, which last minutes on a dead address
 
 
-def normalize_uri(uri: str | None) -> str:
-    """An absolute tracking URI. A relative SQLite path is made absolute (and its folder created) so that
-    the store does not depend on the working directory of whoever opens it later."""
-    if not uri:
-        uri = f"sqlite:///{DEFAULT_STORE / 'mlflow.db'}"
+def resolve_uri(uri: str | None = None) -> str:
+    """The tracking store, by one rule for every command: `uri` when given, else $MLFLOW_TRACKING_URI, else
+    sqlite:///mlruns/mlflow.db in the working directory. A relative SQLite path is made absolute (and its
+    folder created) so that the store does not depend on the working directory of whoever opens it later."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///"))
         path = path.expanduser().resolve()
@@ -84,6 +86,21 @@ def store_root(uri: str) -> Path:
 
 def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "experiment"
+
+
+def use_store(uri: str | None) -> str:
+    """Resolve the store, check that it answers and make it the store MLflow's model and artifact functions
+    write to; the only place fruitlab sets MLflow's process-wide tracking URI. Returns the resolved URI."""
+    resolved = resolve_uri(uri)
+    check_reachable(resolved)
+    activate_store(resolved)
+    return resolved
+
+
+def activate_store(uri: str) -> None:
+    """Make `uri` the store MLflow's fluent functions (start_run, log_model) write to."""
+    if mlflow.get_tracking_uri() != uri:
+        mlflow.set_tracking_uri(uri)
 
 
 def ensure_experiment(name: str, uri: str) -> str:

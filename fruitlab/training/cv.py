@@ -1,9 +1,10 @@
-"""Stratified K-fold cross-validation (`cv.folds=K`): one parent run, one nested child run per fold.
+"""Stratified K-fold cross-validation (`cv.folds=K`): one parent run, one nested child run per fold, each
+fold trained by the same pieces as `fit`.
 
 The folds split the whole training folder (the train and validation splits of a normal run together) with
 scikit-learn's StratifiedKFold, seeded by `seed`. Fold k trains on the other K-1 folds and validates on
 fold k, which also picks its best checkpoint (and drives early stopping when on). The test set is not
-touched. The parent records each fold metric's mean and (sample) standard deviation; `fit` returns the
+touched. The parent records each fold metric's mean and (sample) standard deviation; the objective is the
 mean of `best_<objective.metric>`, so a sweep over CV runs optimises the cross-validated objective. In a
 pruning sweep the folds report to the trial like a single run does, and a pruned fold ends the trial's
 cross-validation: the parent then summarises the folds that ran.
@@ -11,25 +12,28 @@ cross-validation: the parent then summarises the folds that ran.
 
 import copy
 import json
-import time
 
 import lightning.pytorch as pl
-import mlflow
 import numpy as np
 import torch
-from matplotlib import pyplot as plt
 from omegaconf import DictConfig, OmegaConf
 from sklearn.model_selection import StratifiedKFold
 
-from fruitlab.data import build_datamodule
 from fruitlab.data.base import ImageTensors, TensorImageDataModule
 from fruitlab.errors import ConfigError
-from fruitlab.reporting.figures import learning_curves
-from fruitlab.sweeping import context as sweep_trial
-from fruitlab.tracking.callbacks import History
-from fruitlab.tracking.runs import git_commit, log_config, log_metrics, tracked_run
-from fruitlab.tracking.store import check_reachable, checkpoint_dir, ensure_experiment, normalize_uri
-from fruitlab.training.fit import build_module, build_trainer, command_overrides, default_run_name, record_setup
+from fruitlab.plotting import History
+from fruitlab.tracking.runs import RunRecorder, tracked_run
+from fruitlab.tracking.store import checkpoint_dir, ensure_experiment, use_store
+from fruitlab.training.fit import (
+    build_module,
+    default_run_name,
+    experiment_name,
+    log_learning_curves,
+    prepare_data,
+    train,
+)
+from fruitlab.training.hooks import FitResult, TrainingHooks
+from fruitlab.training.record import record_config, record_setup
 from fruitlab.training.transfer import apply_transfer
 
 
@@ -44,31 +48,36 @@ def fold_datamodule(
 
 
 def run_fold(
-    cfg: DictConfig, datamodule: TensorImageDataModule, fold: int, experiment_id: str, parent_name: str, uri: str
+    cfg: DictConfig,
+    datamodule: TensorImageDataModule,
+    fold: int,
+    parent: RunRecorder,
+    experiment_id: str,
+    uri: str,
+    hooks: TrainingHooks | None,
 ) -> tuple[dict[str, float], History]:
-    """Train fold `fold` as a child of the active run; return its metrics and per-epoch history."""
+    """Train fold `fold` as a child run of `parent`; return its metrics and per-epoch history."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = build_module(cfg, datamodule)
-    with tracked_run(experiment_id, f"{parent_name}-fold{fold}", mlflow.active_run().info.run_id) as run:
-        record_setup(cfg, datamodule, module)
-        mlflow.log_param("cv.fold", fold)
-        apply_transfer(cfg.model, module.classifier.backbone)
-        trainer, checkpoint, metrics_logger = build_trainer(cfg, checkpoint_dir(uri, run.info.run_id))
-        started = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule, weights_only=True)
-        fit_time = time.perf_counter() - started
-        trainer.validate(module, datamodule=datamodule, ckpt_path="best", verbose=False, weights_only=True)
+    run_name = f"{parent_name(cfg)}-fold{fold}"
+    with tracked_run(uri, experiment_id, run_name, parent.run_id) as recorder:
+        record_setup(recorder, cfg, datamodule, module)
+        recorder.log_params({"cv.fold": fold})
+        apply_transfer(recorder, cfg.model, module.classifier.backbone)
+        training = train(cfg, module, datamodule, checkpoint_dir(uri, recorder.run_id), recorder, hooks)
+        training.trainer.validate(module, datamodule=datamodule, ckpt_path="best", verbose=False, weights_only=True)
+        scores = training.trainer.callback_metrics
         metrics = {
-            f"best_{cfg.objective.metric}": float(checkpoint.best_model_score),
+            f"best_{cfg.objective.metric}": training.objective,
             # validation scores of the best checkpoint (val_loss/val_acc hold the per-epoch curves)
-            "cv_val_loss": float(trainer.callback_metrics["val_loss"]),
-            "cv_val_acc": float(trainer.callback_metrics["val_acc"]),
-            "epochs": trainer.current_epoch,
-            "fit_time_s": fit_time,
+            "cv_val_loss": float(scores["val_loss"]),
+            "cv_val_acc": float(scores["val_acc"]),
+            "epochs": training.trainer.current_epoch,
+            "fit_time_s": training.fit_time_s,
         }
-        log_metrics(metrics)
-        mlflow.log_text(json.dumps(metrics_logger.history), "history.json")
-    return metrics, metrics_logger.history
+        recorder.log_metrics(metrics)
+        recorder.log_text(json.dumps(training.history), "history.json")
+    return metrics, training.history
 
 
 def summarize(fold_metrics: list[dict[str, float]]) -> dict[str, float]:
@@ -91,14 +100,12 @@ def check_cv_config(cfg: DictConfig) -> int:
     return folds
 
 
-def cross_validate(cfg: DictConfig) -> float:
-    """Run `cv.folds` child runs under one parent run; return the mean of best_<objective.metric>."""
-    folds = check_cv_config(cfg)
-    uri = normalize_uri(cfg.tracking.uri)
-    check_reachable(uri)  # before the data is loaded, so that a wrong address fails at once
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = build_datamodule(cfg)
-    datamodule.setup("fit")
+def parent_name(cfg: DictConfig) -> str:
+    return cfg.tracking.run_name or f"{default_run_name(cfg)}-cv{cfg.cv.folds}"
+
+
+def pooled_training_split(datamodule: TensorImageDataModule, folds: int) -> ImageTensors:
+    """The train and validation splits together: what the folds divide."""
     pool = ImageTensors(
         torch.cat([datamodule.train.images, datamodule.val.images]),
         torch.cat([datamodule.train.labels, datamodule.val.labels]),
@@ -106,29 +113,32 @@ def cross_validate(cfg: DictConfig) -> float:
     smallest_class = int(torch.bincount(pool.labels).min())
     if folds > smallest_class:
         raise ConfigError(f"cv.folds={folds} exceeds the {smallest_class} training images of the rarest class")
+    return pool
+
+
+def cross_validate(cfg: DictConfig, hooks: TrainingHooks | None = None) -> FitResult:
+    """Run `cv.folds` child runs under one parent run; the objective is the mean of best_<objective.metric>."""
+    folds = check_cv_config(cfg)
+    uri = use_store(cfg.tracking.uri)  # before the data is loaded, so that a wrong address fails at once
+    datamodule = prepare_data(cfg)
+    pool = pooled_training_split(datamodule, folds)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
     splits = splitter.split(np.zeros(len(pool.labels)), pool.labels)  # only the labels matter
 
-    mlflow.set_tracking_uri(uri)
-    experiment_id = ensure_experiment(cfg.tracking.experiment or cfg.data.name, uri)
-    run_name = cfg.tracking.run_name or f"{default_run_name(cfg)}-cv{folds}"
-    with tracked_run(experiment_id, run_name, cfg.tracking.get("parent_run_id")) as run:
-        sweep_trial.attach(run.info.run_id)
-        log_config(cfg)
-        mlflow.log_params(datamodule.describe())
-        mlflow.set_tags({"git_commit": git_commit(), "overrides": command_overrides()})
-        mlflow.log_dict({"classes": datamodule.classes}, "classes.json")
-        log_metrics({"cv_folds": folds, "cv_pool_size": len(pool.labels)})
+    experiment_id = ensure_experiment(experiment_name(cfg), uri)
+    with tracked_run(uri, experiment_id, parent_name(cfg), cfg.tracking.get("parent_run_id")) as recorder:
+        if hooks:
+            hooks.run_started(recorder)
+        record_config(recorder, cfg, datamodule)
+        recorder.log_metrics({"cv_folds": folds, "cv_pool_size": len(pool.labels)})
         results, histories = [], {}
         for fold, (train_index, val_index) in enumerate(splits):
             fold_data = fold_datamodule(datamodule, pool, train_index, val_index)
-            metrics, histories[f"fold {fold}"] = run_fold(cfg, fold_data, fold, experiment_id, run_name, uri)
+            metrics, histories[f"fold {fold}"] = run_fold(cfg, fold_data, fold, recorder, experiment_id, uri, hooks)
             results.append(metrics)
-            if sweep_trial.pruned():
+            if hooks and hooks.stopped_early():
                 break
-        summary = summarize(results)
-        log_metrics({**summary, "cv_folds_run": len(results)})
-        figure = learning_curves(histories)
-        mlflow.log_figure(figure, "plots/learning_curves.png")
-        plt.close(figure)
-    return summary[f"best_{cfg.objective.metric}_mean"]
+        summary = {**summarize(results), "cv_folds_run": len(results)}
+        recorder.log_metrics(summary)
+        log_learning_curves(recorder, histories)
+    return FitResult(summary[f"best_{cfg.objective.metric}_mean"], recorder.run_id, summary)

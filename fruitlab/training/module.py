@@ -8,36 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from fruitlab.models import ImageClassifier, to_unit_float
 from fruitlab.training.optim import build_optimizer, build_scheduler
-
-
-class ImageClassifier(nn.Module):
-    """The deployable network: fitted input preprocessing, then the architecture. Takes float images in
-    [0, 1] of shape (N, C, H, W) and returns logits."""
-
-    def __init__(self, preprocess: nn.Module, backbone: nn.Module) -> None:
-        super().__init__()
-        self.preprocess = preprocess
-        self.backbone = backbone
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(self.preprocess(x))
-
-
-class Probabilities(nn.Module):
-    """What is logged to MLflow: class probabilities for [0, 1] float images."""
-
-    def __init__(self, classifier: nn.Module) -> None:
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.classifier(x), dim=1)
-
-
-def to_unit_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 batches from the data module become [0, 1] floats; float batches pass through."""
-    return images.float().div_(255) if images.dtype == torch.uint8 else images
 
 
 class ClassifierModule(pl.LightningModule):

@@ -2,12 +2,11 @@
 
 from pathlib import Path
 
-import mlflow
-from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from fruitlab.errors import ConfigError
-from fruitlab.tracking.runs import MAX_PARAM_LENGTH, flatten
+from fruitlab.tracking.query import RunRecord, find_run
+from fruitlab.tracking.runs import MAX_PARAM_LENGTH, UNLOGGED_KEYS, flatten
 from fruitlab.tracking.store import checkpoint_dir
 
 LAST_CHECKPOINT = "last.ckpt"  # ModelCheckpoint(save_last=True) writes it at the end of every epoch
@@ -21,27 +20,27 @@ def last_checkpoint(uri: str, run_id: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def resumable_run(cfg: DictConfig, uri: str) -> mlflow.entities.Run:
+def resumable_run(cfg: DictConfig, uri: str) -> RunRecord:
     """The run `cfg.resume` names, after checking that it can be continued with this config."""
     run_id = str(cfg.resume)
-    try:
-        run = mlflow.MlflowClient(uri).get_run(run_id)
-    except MlflowException as error:
-        raise ConfigError(f"resume={run_id}: no such run in tracking.uri={uri}; give the id of a run there.") from error
-    if run.info.status == "FINISHED":
+    run = find_run(uri, run_id)
+    if run is None:
+        raise ConfigError(f"resume={run_id}: no such run in tracking.uri={uri}; give the id of a run there.")
+    if run.status == "FINISHED":
         raise ConfigError(f"resume={run_id}: that run FINISHED; there is nothing to resume. Start a new run instead.")
-    differences = config_differences(cfg, run.data.params)
+    differences = config_differences(cfg, run.params)
     if differences:
         raise ConfigError(
             f"resume={run_id}: this command's config differs from the run's ({'; '.join(differences)}); "
-            f"resume with the run's own overrides: {run.data.tags.get('overrides', '')!r}."
+            f"resume with the run's own overrides: {run.tags.get('overrides', '')!r}."
         )
     return run
 
 
 def config_differences(cfg: DictConfig, params: dict[str, str]) -> list[str]:
     """'key=now (run: before)' for every logged setting this config changes."""
-    current = flatten(OmegaConf.to_container(cfg, resolve=True))
+    settings = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in UNLOGGED_KEYS}
+    current = flatten(settings)
     return [
         f"{key}={value} (run: {params[key]})"
         for key, value in current.items()

@@ -24,14 +24,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import torch
-from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, ListConfig
 from torch import nn
 
-from fruitlab.errors import ConfigError
-from fruitlab.tracking.runs import log_metrics
+from fruitlab.errors import ConfigError, ModelError
+from fruitlab.tracking.models import describe_logged_model, load_logged_model
+from fruitlab.tracking.runs import RunRecorder
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 MODEL_URI_SCHEMES = ("models:/", "runs:/")
@@ -76,15 +75,14 @@ def load_source(init_from: str) -> SourceWeights:
 
 def _from_model_uri(uri: str, given: str) -> SourceWeights:
     try:
-        model = mlflow.pytorch.load_model(uri, map_location="cpu")
-        run_id = mlflow.models.get_model_info(uri).run_id
-    except (MlflowException, OSError) as error:
+        logged = describe_logged_model(uri)
+        model = load_logged_model(logged)
+    except ModelError as error:
         raise ConfigError(
-            f"model.init_from={given}: no model found at {uri} in the tracking store "
-            f"{mlflow.get_tracking_uri()} ({error}). Check the run id or model name and tracking.uri; for a "
-            "run logged with tracking.log_model=false, give its checkpoint file instead."
+            f"model.init_from={given}: {error}. Check the run id or model name and tracking.uri; for a run "
+            "logged with tracking.log_model=false, give its checkpoint file instead."
         ) from error
-    return SourceWeights(_tensors(model.state_dict()), uri, run_id)
+    return SourceWeights(_tensors(model.state_dict()), uri, logged.run_id)
 
 
 def _from_checkpoint(path: Path) -> SourceWeights:
@@ -158,9 +156,9 @@ def freeze(network: nn.Module, spec: int | str | list[str]) -> list[str]:
     return trainable
 
 
-def apply_transfer(model_cfg: DictConfig, network: nn.Module) -> None:
+def apply_transfer(recorder: RunRecorder, model_cfg: DictConfig, network: nn.Module) -> None:
     """Initialise and freeze `network` as `model.init_from` and `model.freeze` say, and record both on the
-    active run: tags `init_from`, `init_from_run_id`, `reinitialized`, `trainable_layers`; metrics
+    run: tags `init_from`, `init_from_run_id`, `reinitialized`, `trainable_layers`; metrics
     `trainable_parameters` and `frozen_parameters`. Does nothing when neither is set."""
     tags: dict[str, str] = {}
     if model_cfg.init_from:
@@ -175,7 +173,7 @@ def apply_transfer(model_cfg: DictConfig, network: nn.Module) -> None:
         tags["trainable_layers"] = ", ".join(trainable_layers)[:5000]
     if not tags:
         return
-    mlflow.set_tags(tags)
+    recorder.set_tags(tags)
     trainable = sum(p.numel() for p in network.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in network.parameters() if not p.requires_grad)
-    log_metrics({"trainable_parameters": trainable, "frozen_parameters": frozen})
+    recorder.log_metrics({"trainable_parameters": trainable, "frozen_parameters": frozen})

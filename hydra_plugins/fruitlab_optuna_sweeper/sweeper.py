@@ -50,8 +50,7 @@ class FruitlabOptunaSweeper(Sweeper):
         return self.launcher.launch([overrides], initial_job_idx=job_number)[0]
 
     def sweep(self, arguments: list[str]) -> Any:
-        from fruitlab.cli import report_error
-        from fruitlab.errors import FruitlabError
+        from fruitlab.errors import FruitlabError, print_error
         from fruitlab.signals import interrupts_raise
         from fruitlab.sweeping.sweep import Sweep
 
@@ -63,5 +62,5 @@ class FruitlabOptunaSweeper(Sweeper):
             try:
                 return Sweep(self.settings, self.config, list(overrides.values()), self.launch).run()
             except FruitlabError as error:  # a bad sweep setting (trials' own errors are recorded, not raised)
-                report_error(error, self.config.verbose)
+                print_error(error, self.config.verbose)
                 sys.exit(2)

@@ -27,8 +27,11 @@ def time_calls(call: Callable[[], object], repeats: int = 30, warmup: int = 5) -
         start = time.perf_counter()
         call()
         timings[i] = (time.perf_counter() - start) * 1000
-    return {"p50_ms": float(np.percentile(timings, 50)), "p95_ms": float(np.percentile(timings, 95)),
-            "mean_ms": float(timings.mean())}
+    return {
+        "p50_ms": float(np.percentile(timings, 50)),
+        "p95_ms": float(np.percentile(timings, 95)),
+        "mean_ms": float(timings.mean()),
+    }
 
 
 def latency_metrics(model: nn.Module, input_shape: tuple[int, ...], batch_sizes, repeats: int, warmup: int):

@@ -1,4 +1,5 @@
-"""Figures a user looks at: learning curves, confusion matrices, prediction grids."""
+"""Figures a user looks at: learning curves, confusion matrices, image and prediction grids. A leaf: it knows
+nothing of runs, stores or training."""
 
 from collections.abc import Mapping, Sequence
 
@@ -12,6 +13,11 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 History = Mapping[str, Sequence[tuple[int, float]]]
+
+
+def spread_sample(count: int, total: int) -> torch.Tensor:
+    """`count` indices spread evenly over `total` items (covers every class of a class-sorted test set)."""
+    return torch.linspace(0, total - 1, min(count, total)).round().long()
 
 
 def learning_curves(runs: Mapping[str, History]) -> Figure:

@@ -1,35 +1,45 @@
-"""`python -m fruitlab` / `fruitlab`: compose the config with Hydra and run it.
+"""`fruitlab [OVERRIDES]` / `python -m fruitlab [OVERRIDES]`: compose the config with Hydra and train it, or
+sweep it with `-m`.
 
 Only Hydra is imported at start-up so that `--help` and config errors answer at once; torch, Lightning and
 MLflow are imported when a run starts.
 """
 
+from __future__ import annotations
+
 import os
 import shlex
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
 
-from fruitlab.config import check_types, register_resolvers
-from fruitlab.errors import FruitlabError, RunInterrupted
+from fruitlab.config import check_types, config_dir, register_resolvers
+from fruitlab.errors import FruitlabError, RunInterrupted, print_error
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+if TYPE_CHECKING:
+    from fruitlab.sweeping.trial import TrialReport
+    from fruitlab.training.hooks import FitResult
+
 # Lines of Hydra's config errors that describe Hydra's internals rather than the user's mistake.
 HYDRA_NOISE = ("full_key:", "object_type=", "Config search path", "provider=", "Available options in")
 
 register_resolvers()
 
 
-def report_error(error: BaseException, verbose: bool) -> None:
-    """One line for the user; the traceback only when asked for."""
-    if verbose:
-        import traceback
+def train(cfg: DictConfig) -> FitResult | TrialReport:
+    """One training run of `cfg`; a sweep trial's job (its identity in `cfg.trial`) runs as that trial."""
+    check_types(cfg)  # before torch is imported: a mistyped value answers at once
+    from fruitlab.training.fit import fit
 
-        traceback.print_exception(error)
-    print(f"fruitlab: error: {error}", file=sys.stderr)
+    if cfg.get("trial") is None:
+        return fit(cfg)
+    from fruitlab.sweeping.trial import SweepTrial, TrialIdentity
+
+    trial = SweepTrial(TrialIdentity.of(cfg))
+    return trial.report(fit(cfg, trial))
 
 
 def resume_hint(interruption: RunInterrupted, overrides: list[str]) -> str:
@@ -44,23 +54,21 @@ def resume_hint(interruption: RunInterrupted, overrides: list[str]) -> str:
     )
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def run(cfg: DictConfig) -> float:
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
+def hydra_job(cfg: DictConfig) -> FitResult | TrialReport:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        check_types(cfg)  # before torch is imported: a mistyped value answers at once
-        from fruitlab.training.fit import fit
-
-        return fit(cfg)
+        return train(cfg)
     except FruitlabError as error:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if in_sweep:
             raise  # the sweeper records the failed trial and goes on
-        report_error(error, cfg.verbose)
+        print_error(error, cfg.verbose)
         sys.exit(2)
     except RunInterrupted as interruption:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if in_sweep:
             raise
         print(resume_hint(interruption, list(HydraConfig.get().overrides.task)), file=sys.stderr)
         sys.exit(128 + interruption.signum)  # the shell's convention for "ended by this signal"
@@ -83,17 +91,19 @@ def wants_traceback(argv: list[str]) -> bool:
     return verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
-def main() -> None:
-    traceback_wanted = wants_traceback(sys.argv[1:])
+def main(argv: list[str]) -> None:
+    """Hydra reads the command line itself: `argv` (the overrides) becomes it."""
+    sys.argv = [sys.argv[0], *argv]
+    traceback_wanted = wants_traceback(argv)
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its config errors here instead of printing them
     try:
-        run()
+        hydra_job()
     except CompactHydraException as error:
         if traceback_wanted:
             raise
         print(f"fruitlab: error: {hydra_error_line(error)}", file=sys.stderr)
         sys.exit(2)
-    except RunInterrupted as interruption:  # only a sweep lets it through run()
+    except RunInterrupted as interruption:  # only a sweep lets it through hydra_job()
         print(
             f"fruitlab: sweep {interruption}; the trial it was running is FAIL, the sweep's MLflow runs KILLED. "
             "Run the same command again to continue the study.",

@@ -1,14 +1,14 @@
 """Grad-CAM (captum's LayerGradCam) on the last convolution: where a convolutional network looks."""
 
-import mlflow
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from torch import nn
 
-from fruitlab.training.evaluate import spread_sample
-from fruitlab.training.module import to_unit_float
+from fruitlab.models import to_unit_float
+from fruitlab.plotting import spread_sample
+from fruitlab.tracking.runs import RunRecorder
 
 
 def last_conv_layer(model: nn.Module) -> nn.Conv2d | None:
@@ -60,6 +60,7 @@ def gradcam_figure(images: torch.Tensor, maps: torch.Tensor, titles: list[str], 
 
 
 def log_gradcam(
+    recorder: RunRecorder,
     classifier: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -81,6 +82,5 @@ def log_gradcam(
     maps = gradcam_maps(classifier, images[chosen], predictions[chosen])
     titles = [f"true: {classes[labels[i]]}\npred: {classes[predictions[i]]}" for i in chosen.tolist()]
     figure = gradcam_figure(images[chosen], maps, titles, predictions[chosen] == labels[chosen])
-    mlflow.log_figure(figure, "plots/gradcam.png")
-    plt.close(figure)
+    recorder.log_figure(figure, "plots/gradcam.png")
     return True

@@ -1,18 +1,17 @@
 """What a sweep's parent run shows at the end: the study's plots (optuna.visualization.matplotlib) and a CSV of
-all trials, logged to the active MLflow run."""
+all trials."""
 
 import logging
 import warnings
 from collections.abc import Callable, Sequence
 
-import mlflow
 import numpy as np
 import optuna
-from matplotlib import pyplot as plt
 from optuna import visualization as vis
 from optuna.trial import FrozenTrial, TrialState
 
 from fruitlab.sweeping.study import Objective
+from fruitlab.tracking.runs import RunRecorder
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ def _multi_objective_plots(study: optuna.Study, objectives: Sequence[Objective])
     return plots
 
 
-def log_study_plots(study: optuna.Study, objectives: Sequence[Objective]) -> None:
+def log_study_plots(recorder: RunRecorder, study: optuna.Study, objectives: Sequence[Objective]) -> None:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         log.info("no complete trial: no study plots")
@@ -66,12 +65,11 @@ def log_study_plots(study: optuna.Study, objectives: Sequence[Objective]) -> Non
             warnings.simplefilter("ignore")  # experimental-API and small-sample warnings
             axes = plot()
         figure = np.atleast_1d(axes).flat[0].figure
-        mlflow.log_figure(figure, f"plots/{name}.png", save_kwargs={"bbox_inches": "tight"})
-        plt.close(figure)
+        recorder.log_figure(figure, f"plots/{name}.png", bbox_inches="tight")
 
 
-def log_trials_table(study: optuna.Study) -> None:
+def log_trials_table(recorder: RunRecorder, study: optuna.Study) -> None:
     frame = study.trials_dataframe(
         attrs=("number", "state", "values", "params", "user_attrs", "datetime_start", "datetime_complete", "duration")
     )
-    mlflow.log_text(frame.to_csv(index=False), "trials.csv")
+    recorder.log_text(frame.to_csv(index=False), "trials.csv")

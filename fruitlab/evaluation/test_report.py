@@ -4,10 +4,8 @@ import csv
 import io
 from dataclasses import dataclass
 
-import mlflow
 import numpy as np
 import torch
-from matplotlib import pyplot as plt
 from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.functional.classification import (
@@ -18,9 +16,9 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
-from fruitlab.reporting.figures import confusion_matrix_figure, prediction_grid
-from fruitlab.tracking.runs import log_metrics
-from fruitlab.training.module import to_unit_float
+from fruitlab.models import to_unit_float
+from fruitlab.plotting import confusion_matrix_figure, prediction_grid, spread_sample
+from fruitlab.tracking.runs import RunRecorder
 
 
 @torch.inference_mode()
@@ -33,11 +31,6 @@ def predict(classifier: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, to
         probabilities.append(torch.softmax(classifier(to_unit_float(images.to(device))), dim=1).cpu())
         labels.append(batch_labels)
     return torch.cat(probabilities), torch.cat(labels)
-
-
-def spread_sample(count: int, total: int) -> torch.Tensor:
-    """`count` indices spread evenly over `total` items (covers every class of a class-sorted test set)."""
-    return torch.linspace(0, total - 1, min(count, total)).round().long()
 
 
 @dataclass
@@ -88,19 +81,24 @@ def classification_report(probabilities: torch.Tensor, labels: torch.Tensor) -> 
 
 
 def log_test_report(
-    images: torch.Tensor, labels: torch.Tensor, probabilities: torch.Tensor, classes: list[str]
+    recorder: RunRecorder,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    probabilities: torch.Tensor,
+    classes: list[str],
 ) -> ClassificationReport:
     """Log the test scores (test_<score>_macro metrics, metrics/per_class.csv, metrics/confusion_matrix.csv)
     and the test figures."""
     report = classification_report(probabilities, labels)
-    log_metrics({f"test_{name}_macro": value for name, value in report.macro.items()})
-    mlflow.log_text(report.per_class_csv(classes), "metrics/per_class.csv")
-    mlflow.log_text(report.confusion_csv(classes), "metrics/confusion_matrix.csv")
-    log_test_figures(images, labels, probabilities, classes, report.confusion.numpy())
+    recorder.log_metrics({f"test_{name}_macro": value for name, value in report.macro.items()})
+    recorder.log_text(report.per_class_csv(classes), "metrics/per_class.csv")
+    recorder.log_text(report.confusion_csv(classes), "metrics/confusion_matrix.csv")
+    log_test_figures(recorder, images, labels, probabilities, classes, report.confusion.numpy())
     return report
 
 
 def log_test_figures(
+    recorder: RunRecorder,
     images: torch.Tensor,
     labels: torch.Tensor,
     probabilities: torch.Tensor,
@@ -116,5 +114,4 @@ def log_test_figures(
         "plots/test_predictions.png": prediction_grid(images[sample], labels[sample], predictions[sample], classes),
     }
     for path, figure in figures.items():
-        mlflow.log_figure(figure, path)
-        plt.close(figure)
+        recorder.log_figure(figure, path)

@@ -1,4 +1,4 @@
-"""`python -m fruitlab.study [OVERRIDES]`: the seed paper's Fruits-360 study in one command.
+"""`fruitlab study [OVERRIDES]`: the seed paper's Fruits-360 study in one command.
 
 The PCA → FFNN baseline swept over 10, 30, ..., 210 components, the five VGGs, LeNet and MobileNetV2, all with
 Adam and cross-entropy on 32x32 images, into one experiment (`fruits360-study`); then the data exploration run
@@ -18,12 +18,16 @@ from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
-from fruitlab.cli import CONFIG_DIR
+from fruitlab.commands.common import command_parser, run_or_exit
+from fruitlab.commands.eda import ExplorationResult, eda
+from fruitlab.commands.report import ReportResult, report
+from fruitlab.config import config_dir
 from fruitlab.errors import ConfigError, FruitlabError, unknown
 
 EXPERIMENT = "fruits360-study"
 PCA_MODEL = "ffnn"
 COMPONENTS = tuple(range(10, 211, 20))
+EDA_COMPONENTS = [10, 50, 170]  # reconstructions shown by the data exploration
 MODELS = ("vgg1", "vgg2", "vgg3", "vgg3_dropout", "vgg3_bn", "lenet", "mobilenet_v2")
 # Epochs per model, sized to finish the study within 30 minutes on 2 CPU cores (docs/fruits360.md): an FFNN or
 # LeNet epoch costs about a second; the VGGs and MobileNetV2 cost 10-30 s an epoch and reach 99 % validation
@@ -60,7 +64,7 @@ class Stage:
 
 
 def check_models(models: list[str]) -> None:
-    known = sorted(path.stem for path in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
+    known = sorted(path.stem for path in (Path(config_dir()) / "model").glob("*.yaml"))
     for model in models:
         if model not in known:
             raise unknown("model", model, known)
@@ -140,15 +144,14 @@ def counts(text: str) -> list[int]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m fruitlab.study",
-        description="Reproduce the seed paper's Fruits-360 study: PCA -> FFNN sweep, VGG ladder, LeNet and "
-        "MobileNetV2 with Adam, then the data exploration and the ranking report, in one experiment.",
-        epilog="examples:\n"
-        "  python -m fruitlab.study data.root=PATH                        # the full study (fruits360-study)\n"
-        "  python -m fruitlab.study data.root=PATH tracking.uri=sqlite:////tmp/study/mlflow.db --epochs vgg3_bn=2\n"
-        "  python -m fruitlab.study --models lenet,vgg1 --components 10,50 --epochs 1 data.image_size=16",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = command_parser(
+        "study",
+        "Reproduce the seed paper's Fruits-360 study: PCA -> FFNN sweep, VGG ladder, LeNet and MobileNetV2 with "
+        "Adam, then the data exploration and the ranking report, in one experiment.",
+        "examples:\n"
+        "  fruitlab study data.root=PATH                        # the full study (fruits360-study)\n"
+        "  fruitlab study data.root=PATH tracking.uri=sqlite:////tmp/study/mlflow.db --epochs vgg3_bn=2\n"
+        "  fruitlab study --models lenet,vgg1 --components 10,50 --epochs 1 data.image_size=16",
     )
     p.add_argument("overrides", nargs="*", help="Hydra overrides for every run and the exploration")
     p.add_argument(
@@ -170,33 +173,44 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
-    from hydra.errors import HydraException
+@dataclass(frozen=True)
+class StudyResult:
+    seconds_per_sweep: dict[str, float]
+    exploration: ExplorationResult
+    report: ReportResult
+    wall_time_s: float
 
-    from fruitlab.cli import report_error
-    from fruitlab.reporting import eda, report
-    from fruitlab.tracking.store import normalize_uri, slug
+
+def study(
+    overrides: list[str], models: list[str], components: list[int], epoch_entries: list[str], out: Path | None
+) -> StudyResult:
+    """Every sweep of the study, then the data exploration and the report."""
+    from fruitlab.config import compose_config
+    from fruitlab.tracking.store import resolve_uri, slug
 
     started = time.perf_counter()
-    try:
-        overrides = study_overrides(args.overrides)
-        check_models(args.models)
-        epochs = parse_epochs(args.epochs, args.models)
-        cfg = eda.compose(overrides)  # fails here, before any training, on a bad override
-        experiment, uri = cfg.tracking.experiment, normalize_uri(cfg.tracking.uri)
-        out = args.out or Path("reports") / slug(experiment)
-        times = {stage.label: run_stage(stage) for stage in stages(args.models, args.components, epochs, overrides)}
-    except (FruitlabError, HydraException) as error:
-        report_error(error, verbose=False)
-        sys.exit(2)
+    overrides = study_overrides(overrides)
+    check_models(models)
+    epochs = parse_epochs(epoch_entries, models)
+    cfg = compose_config(overrides)  # fails here, before any training, on a bad override
+    out = out or Path("reports") / slug(cfg.tracking.experiment)
+    times = {stage.label: run_stage(stage) for stage in stages(models, components, epochs, overrides)}
     print("\n== data exploration", flush=True)
-    eda.main([*overrides, "--out", str(out / "eda")])
+    exploration = eda(overrides, EDA_COMPONENTS, out / "eda")
     print("\n== report", flush=True)
-    report.main(["--experiment", experiment, "--store", uri, "--out", str(out / "report"), "--best-per-model"])
-    print("\nwall time per sweep: " + "; ".join(f"{label}: {seconds:.0f} s" for label, seconds in times.items()))
-    print(f"study wall time: {time.perf_counter() - started:.0f} s")
+    ranking = report(resolve_uri(cfg.tracking.uri), cfg.tracking.experiment, out=out / "report", best_per_model=True)
+    return StudyResult(times, exploration, ranking, time.perf_counter() - started)
 
 
-if __name__ == "__main__":
-    main()
+def main(argv: list[str]) -> None:
+    args = parser().parse_args(argv)
+    if args.tracking_uri:
+        args.overrides.append(f"tracking.uri={args.tracking_uri}")
+    result = run_or_exit(
+        lambda: study(args.overrides, args.models, args.components, args.epochs, args.out), args.verbose
+    )
+    print(f"data exploration: run {result.exploration.run_id}, {result.exploration.folder}/")
+    print(f"report: {result.report.folder}/ (logged to run {result.report.logged_run_id})")
+    times = result.seconds_per_sweep
+    print("wall time per sweep: " + "; ".join(f"{label}: {seconds:.0f} s" for label, seconds in times.items()))
+    print(f"study wall time: {result.wall_time_s:.0f} s")

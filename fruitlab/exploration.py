@@ -1,4 +1,4 @@
-"""`python -m fruitlab.eda [OVERRIDES]`: explore a dataset, recorded as an MLflow run of its own.
+"""Explore a dataset (`fruitlab eda`), recorded as an MLflow run of its own.
 
 Sample images per class, class counts per split, and the seed paper's PCA views of the grayscale standardised
 pixels: the cumulative explained variance, the first principal components as images ("eigenfruits") and
@@ -8,8 +8,6 @@ training (`data=...`, `data.root=PATH`, `tracking.uri=...`), so the PCA is the o
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,32 +27,6 @@ ERROR_COUNTS = (1, 5, 10, 20, 50, 100, 170, 210, 300, 500, 1024)
 VARIANCE_LEVELS = (0.90, 0.95, 0.99)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m fruitlab.eda",
-        description="Explore a dataset: sample grid per class, class counts, PCA explained variance, "
-        "eigenfruits and reconstructions; recorded as an MLflow run named eda-<data.name> and written to a folder.",
-        epilog="examples:\n"
-        "  python -m fruitlab.eda                                  # the embedded Fruits-360 sample\n"
-        "  python -m fruitlab.eda data.root=PATH                   # full Fruits-360\n"
-        "  python -m fruitlab.eda data=imagefolder data.root=PATH data.name=my_data --components 5 20",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m fruitlab (data.*, tracking.*)")
-    p.add_argument("--components", type=int, nargs="+", default=[10, 50, 170], help="reconstruct from these counts")
-    p.add_argument("--out", type=Path, help="output folder (default: reports/eda-<data.name>)")
-    return p
-
-
-def compose(overrides: list[str]) -> DictConfig:
-    from hydra import compose, initialize_config_dir
-
-    from fruitlab.cli import CONFIG_DIR
-
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
-
-
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[0, 1] floats -> uint8, for image_grid."""
     return (images.clamp(0, 1) * 255).round().byte()
@@ -64,7 +36,7 @@ def samples_figure(datamodule: TensorImageDataModule) -> Figure:
     """The first training images of each class, one class per row."""
     import torch
 
-    from fruitlab.reporting.figures import image_grid
+    from fruitlab.plotting import image_grid
 
     images, titles = [], []
     for label, name in enumerate(datamodule.classes):
@@ -120,7 +92,7 @@ def explained_variance_figure(cumulative: torch.Tensor, marked: list[int]) -> Fi
 
 def eigenfruits_figure(fit: PCAFit, side: int) -> Figure:
     """The first principal components as images, each scaled to its own range."""
-    from fruitlab.reporting.figures import image_grid
+    from fruitlab.plotting import image_grid
 
     components = fit.components[:EIGENFRUITS]
     low, high = components.min(dim=1, keepdim=True).values, components.max(dim=1, keepdim=True).values
@@ -134,7 +106,7 @@ def reconstructions_figure(images: torch.Tensor, fit: PCAFit, counts: list[int])
     import torch
 
     from fruitlab.data.pca import grayscale
-    from fruitlab.reporting.figures import image_grid
+    from fruitlab.plotting import image_grid
 
     side = images.shape[-1]
     gray = grayscale(images)
@@ -162,15 +134,14 @@ def reconstruction_errors(fit: PCAFit, images: torch.Tensor) -> dict[int, float]
 
 def explore(cfg: DictConfig, counts: list[int], out: Path) -> str:
     """Write the figures to `out`, record them and the numbers as an MLflow run; return its id."""
-    import mlflow
     from matplotlib import pyplot as plt
     from omegaconf import OmegaConf
 
     from fruitlab.data import build_datamodule
     from fruitlab.data.pca import fit_pca
-    from fruitlab.tracking.runs import flatten, log_metrics, log_params, tracked_run
-    from fruitlab.tracking.store import ensure_experiment, normalize_uri
-    from fruitlab.training.evaluate import spread_sample
+    from fruitlab.plotting import spread_sample
+    from fruitlab.tracking.runs import flatten, tracked_run
+    from fruitlab.tracking.store import ensure_experiment, use_store
 
     datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
@@ -191,14 +162,14 @@ def explore(cfg: DictConfig, counts: list[int], out: Path) -> str:
         figure.savefig(out / name, dpi=100)
         plt.close(figure)
 
-    uri = normalize_uri(cfg.tracking.uri)
-    mlflow.set_tracking_uri(uri)
+    uri = use_store(cfg.tracking.uri)
     experiment_id = ensure_experiment(cfg.tracking.experiment or cfg.data.name, uri)
-    with tracked_run(experiment_id, f"eda-{cfg.data.name}") as run:
-        mlflow.set_tag("fruitlab.kind", "eda")
-        log_params({**flatten({"data": OmegaConf.to_container(cfg.data, resolve=True)}), **datamodule.describe()})
-        mlflow.log_dict({"classes": datamodule.classes, **counts_per_split}, "eda/class_counts.json")
-        log_metrics(
+    with tracked_run(uri, experiment_id, f"eda-{cfg.data.name}") as recorder:
+        recorder.set_tags({"fruitlab.kind": "eda"})
+        data_settings = flatten({"data": OmegaConf.to_container(cfg.data, resolve=True)})
+        recorder.log_params({**data_settings, **datamodule.data_params()})
+        recorder.log_dict({"classes": datamodule.classes, **counts_per_split}, "eda/class_counts.json")
+        recorder.log_metrics(
             {
                 "num_classes": datamodule.num_classes,
                 **{f"{split}_size": sum(values) for split, values in counts_per_split.items()},
@@ -210,24 +181,6 @@ def explore(cfg: DictConfig, counts: list[int], out: Path) -> str:
             }
         )
         for k, error in reconstruction_errors(fit, datamodule.test.images).items():
-            log_metrics({"reconstruction_mse": error, "explained_variance": float(cumulative[k - 1])}, step=k)
-        mlflow.log_artifacts(str(out), "eda")
-    return run.info.run_id
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
-    from hydra.errors import HydraException
-
-    from fruitlab.cli import report_error
-    from fruitlab.errors import FruitlabError
-
-    try:
-        cfg = compose(args.overrides)
-        out = args.out or Path("reports") / f"eda-{cfg.data.name}"
-        run_id = explore(cfg, args.components, out)
-    except (FruitlabError, HydraException) as error:
-        report_error(error, verbose=False)
-        sys.exit(2)
-    print(f"written: {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
-    print(f"logged to MLflow run {run_id} (eda-{cfg.data.name}) under eda/")
+            recorder.log_metrics({"reconstruction_mse": error, "explained_variance": float(cumulative[k - 1])}, step=k)
+        recorder.log_artifacts(out, "eda")
+    return recorder.run_id

@@ -1,0 +1,40 @@
+"""What every command shares: its parser's store and verbosity options, and one way to turn a user's mistake
+into one line and exit code 2."""
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+from fruitlab.errors import FruitlabError, print_error
+
+T = TypeVar("T")
+
+MODEL_HELP = "run id, runs:/<run_id>/model or models:/<name>@<alias> (or /<version>)"
+
+
+def command_parser(verb: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    """A parser for `fruitlab VERB` with the options every command has: --tracking-uri and --verbose."""
+    parser = argparse.ArgumentParser(
+        prog=f"fruitlab {verb}",
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)"
+    )
+    parser.add_argument("--verbose", action="store_true", help="full tracebacks")
+    return parser
+
+
+def run_or_exit(work: Callable[[], T], verbose: bool) -> T:
+    """`work()`, or one line on stderr and exit code 2 when it fails on a user's mistake (a bad value, a
+    missing run, a bad override)."""
+    from hydra.errors import HydraException
+
+    try:
+        return work()
+    except (FruitlabError, HydraException) as error:
+        print_error(error, verbose)
+        sys.exit(2)

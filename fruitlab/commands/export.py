@@ -1,0 +1,49 @@
+"""`fruitlab export MODEL`: TorchScript and ONNX files of a recorded model, checked with ONNX Runtime against
+PyTorch and logged to the run that trained it (artifacts under export/)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fruitlab.commands.common import MODEL_HELP, command_parser, run_or_exit
+
+if TYPE_CHECKING:
+    from fruitlab.serving.export import ExportReport
+
+
+def parser() -> argparse.ArgumentParser:
+    p = command_parser("export", __doc__)
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("--out", type=Path, default=Path("exports"), help="folder for the files (default: exports/<run_id>)")
+    p.add_argument("--atol", type=float, default=1e-4, help="largest accepted difference in probability")
+    p.add_argument("--no-log", action="store_true", help="write the files without logging them to the run")
+    return p
+
+
+def export(
+    model: str, out: Path, atol: float = 1e-4, log: bool = True, tracking_uri: str | None = None
+) -> ExportReport:
+    from fruitlab.serving.export import export_model, log_export
+    from fruitlab.serving.models import load_recorded_model
+    from fruitlab.tracking.runs import RunRecorder
+    from fruitlab.tracking.store import use_store
+
+    uri = use_store(tracking_uri)
+    recorded = load_recorded_model(model)
+    report = export_model(recorded, out / recorded.run_id, atol)
+    if log:
+        log_export(RunRecorder.of(uri, recorded.run_id), report)
+    return report
+
+
+def main(argv: list[str]) -> None:
+    args = parser().parse_args(argv)
+    report = run_or_exit(
+        lambda: export(args.model, args.out, args.atol, not args.no_log, args.tracking_uri), args.verbose
+    )
+    print(f"TorchScript: {report.torchscript} (max |diff| {report.torchscript_max_abs_diff:.2e})")
+    print(f"ONNX:        {report.onnx} (ONNX Runtime max |diff| {report.onnx_max_abs_diff:.2e})")
+    if not args.no_log:
+        print(f"logged to run {report.run_id} under export/")

@@ -1,0 +1,61 @@
+"""`fruitlab quantize MODEL`: post-training int8 quantization of a recorded model.
+
+Measures test accuracy, CPU latency and size before and after on the run's own data, records the int8
+model in a child run of the training run, and with --register NAME adds it as a new version of NAME.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from fruitlab.commands.common import MODEL_HELP, command_parser, run_or_exit
+
+if TYPE_CHECKING:
+    from fruitlab.serving.quantize import QuantizationReport
+
+
+def parser() -> argparse.ArgumentParser:
+    p = command_parser("quantize", __doc__)
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument(
+        "--mode",
+        default="auto",
+        choices=["auto", "static", "dynamic"],
+        help="static: int8 weights and activations (conv models); dynamic: int8 Linear weights; "
+        "auto (default): static when the model has convolutions",
+    )
+    p.add_argument("--calibration-batches", type=int, default=8, help="training batches for static ranges")
+    p.add_argument("--register", metavar="NAME", help="register the int8 model as a new version of NAME")
+    return p
+
+
+def quantize(
+    model: str,
+    mode: str = "auto",
+    calibration_batches: int = 8,
+    register: str | None = None,
+    tracking_uri: str | None = None,
+) -> QuantizationReport:
+    from fruitlab.serving.models import load_recorded_model
+    from fruitlab.serving.quantize import quantize_recorded_model
+    from fruitlab.tracking.store import use_store
+
+    uri = use_store(tracking_uri)
+    return quantize_recorded_model(uri, load_recorded_model(model), mode, calibration_batches, register)
+
+
+def main(argv: list[str]) -> None:
+    args = parser().parse_args(argv)
+    report = run_or_exit(
+        lambda: quantize(args.model, args.mode, args.calibration_batches, args.register, args.tracking_uri),
+        args.verbose,
+    )
+    m = report.metrics
+    print(f"int8 ({report.mode}) model recorded in run {report.run_id}")
+    print(f"test accuracy  fp32 {m['fp32_test_acc']:.4f}  int8 {m['int8_test_acc']:.4f}")
+    print(f"size (MB)      fp32 {m['fp32_size_mb']:.3f}  int8 {m['int8_size_mb']:.3f}")
+    for key in sorted(k.removeprefix("fp32_") for k in m if k.startswith("fp32_latency_") and k.endswith("p50_ms")):
+        print(f"{key:<14} fp32 {m['fp32_' + key]:.3f}  int8 {m['int8_' + key]:.3f}")
+    if report.registered_version:
+        print(f"registered as {args.register} version {report.registered_version}")

@@ -1,0 +1,60 @@
+"""What a training run records before it trains: its config, data, model size and augmentation."""
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from fruitlab.data.augment import BatchAugmentation
+from fruitlab.data.base import TensorImageDataModule
+from fruitlab.models import count_parameters
+from fruitlab.plotting import image_grid, spread_sample
+from fruitlab.tracking.runs import RunRecorder, git_commit
+from fruitlab.training.module import ClassifierModule
+
+# Overrides that identify a sweep trial to its job: bookkeeping, not part of the experiment's command.
+TRIAL_OVERRIDE_PREFIXES = ("trial.", "+trial.", "++trial.")
+
+
+def command_overrides() -> str:
+    """The command-line overrides of this Hydra job ('' outside Hydra), without a sweep trial's identity."""
+    if not HydraConfig.initialized():
+        return ""
+    return " ".join(o for o in HydraConfig.get().overrides.task if not o.startswith(TRIAL_OVERRIDE_PREFIXES))
+
+
+def record_config(recorder: RunRecorder, cfg: DictConfig, datamodule: TensorImageDataModule) -> None:
+    """The config, the data's own params, the commit and command, and the class names."""
+    recorder.log_config(cfg)
+    recorder.log_params(datamodule.data_params())
+    recorder.set_tags({"git_commit": git_commit(), "overrides": command_overrides()})
+    recorder.log_dict({"classes": datamodule.classes}, "classes.json")
+
+
+def record_setup(
+    recorder: RunRecorder, cfg: DictConfig, datamodule: TensorImageDataModule, module: ClassifierModule
+) -> None:
+    """`record_config`, then the sizes of the model and the splits, and the augmentation."""
+    record_config(recorder, cfg, datamodule)
+    recorder.log_metrics(
+        {
+            "num_parameters": count_parameters(module.classifier.backbone),
+            "num_classes": datamodule.num_classes,
+            "train_size": len(datamodule.train.labels),
+            "val_size": len(datamodule.val.labels),
+            "test_size": len(datamodule.test.labels),
+            **datamodule.summary_metrics(),
+        }
+    )
+    if module.augment is not None:
+        sample = datamodule.train.images[spread_sample(6, len(datamodule.train.labels))]
+        log_augmentation(recorder, module.augment, sample)
+
+
+def log_augmentation(recorder: RunRecorder, augment: BatchAugmentation, images: torch.Tensor, copies: int = 3) -> None:
+    """Log the composed transforms as text and a grid: each image once as it is, then `copies` augmented."""
+    recorder.log_text(repr(augment.transform), "augment/transforms.txt")
+    rows = [images]
+    rows += [augment(images) for _ in range(copies)]
+    grid = torch.stack(rows, dim=1).flatten(0, 1)  # image 0, its copies, image 1, ...
+    titles = [("original" if i % (copies + 1) == 0 else "augmented") for i in range(len(grid))]
+    recorder.log_figure(image_grid(grid, titles, columns=copies + 1), "plots/augmented_samples.png")
