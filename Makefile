@@ -7,9 +7,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup run test test-slow lint bench ui
 
+# editable_mode=compat puts the source tree on sys.path, so that Hydra finds the sweeper in hydra_plugins/.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -21,6 +22,7 @@ run: setup
 
 test: setup
 	$(PY) -m ruff check fruitlab hydra_plugins tests benchmarks
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 test-slow: setup

@@ -17,35 +17,27 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
 from torch import nn
 
-from fruitlab.cli import CONFIG_DIR
+from fruitlab.config import compose_config
 from fruitlab.data.base import Normalize
-from fruitlab.models import get_model, list_models
-from fruitlab.serving.load import load_eager
+from fruitlab.evaluation.latency import time_calls
+from fruitlab.models import Probabilities, build_classifier, list_models
+from fruitlab.serving.models import load_eager
 from fruitlab.serving.onnx import INPUT_NAME, export_onnx, ort_session
-from fruitlab.tracking.store import normalize_uri
-from fruitlab.training.fit import MODEL_SETTINGS
-from fruitlab.training.latency import time_calls
-from fruitlab.training.module import ImageClassifier, Probabilities
+from fruitlab.tracking.store import use_store
 
 GOAL = 0.7
 
 
 def untrained(name: str, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     """Architecture `name` with the options of conf/model/NAME.yaml, as a deployable model."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"model={name}"])
-    options = {k: v for k, v in cfg.model.items() if k not in MODEL_SETTINGS}
-    backbone = get_model(name, num_classes, input_shape, **options)
+    cfg = compose_config([f"model={name}"])
     channels = input_shape[0]
-    return Probabilities(
-        ImageClassifier(Normalize(torch.zeros(channels), torch.ones(channels)), backbone)
-    ).eval()
+    preprocess = Normalize(torch.zeros(channels), torch.ones(channels))
+    return Probabilities(build_classifier(cfg.model, num_classes, input_shape, preprocess)).eval()
 
 
 def torchscript(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
@@ -102,7 +94,7 @@ def main() -> None:
         input_shape = tuple(args.input_shape)
         model = untrained(args.model, args.num_classes, input_shape)
     else:
-        mlflow.set_tracking_uri(normalize_uri(args.tracking_uri or mlflow.get_tracking_uri()))
+        use_store(args.tracking_uri)
         model, input_shape = load_eager(args.model)
     calls = runtimes(model, input_shape, args.threads)
 

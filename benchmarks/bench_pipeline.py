@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import lightning.pytorch as pl
-import mlflow
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
@@ -27,10 +26,11 @@ from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
 from fruitlab.data.imagefolder import TRAIN_DIR, ImageFolderDataModule
-from fruitlab.models import get_model
+from fruitlab.models import ImageClassifier, get_model, to_unit_float
 from fruitlab.tracking.callbacks import EpochMetricsLogger
-from fruitlab.tracking.store import ensure_experiment, normalize_uri
-from fruitlab.training.module import ClassifierModule, ImageClassifier, to_unit_float
+from fruitlab.tracking.runs import RunRecorder, tracked_run
+from fruitlab.tracking.store import ensure_experiment, resolve_uri
+from fruitlab.training.module import ClassifierModule
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,8 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 class TimedEpochs(EpochMetricsLogger):
     """Per-epoch wall times, and the time spent in the MLflow logging call."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, recorder: RunRecorder) -> None:
+        super().__init__(recorder)
         self.epoch_times: list[float] = []
         self.logging_times: list[float] = []
 
@@ -61,14 +61,13 @@ def build_classifier(dm: ImageFolderDataModule, model: str, seed: int) -> ImageC
 
 def lightning_epochs(dm: ImageFolderDataModule, model: str, epochs: int, store: str) -> TimedEpochs:
     module = ClassifierModule(build_classifier(dm, model, 0), dm.num_classes, 1e-3, {"name": "adam"}, {"name": "none"})
-    timer = TimedEpochs()
-    trainer = pl.Trainer(
-        max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
-        callbacks=[timer],
-    )
-    mlflow.set_tracking_uri(store)
-    with mlflow.start_run(experiment_id=ensure_experiment("bench", store)):
+    with tracked_run(store, ensure_experiment("bench", store)) as recorder:
+        timer = TimedEpochs(recorder)
+        trainer = pl.Trainer(
+            max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+            callbacks=[timer],
+        )
         trainer.fit(module, train_dataloaders=dm.train_dataloader())
     return timer
 
@@ -137,7 +136,7 @@ def main() -> None:
     print(f"data: {args.data} ({len(dm.train.labels)} training images, 32x32), model {args.model}, "
           f"batch 64, {torch.get_num_threads()} torch threads")
     with tempfile.TemporaryDirectory() as tmp:
-        store = normalize_uri(f"sqlite:///{tmp}/mlflow.db")
+        store = resolve_uri(f"sqlite:///{tmp}/mlflow.db")
         # Alternate the two loops so that drift in machine load hits both alike.
         plain, timers = [], []
         for _ in range(2):

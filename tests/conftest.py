@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from pg import PostgresServer, missing_reason, postgres_server
 
-from fruitlab.cli import CONFIG_DIR
+from fruitlab.config import compose_config as compose_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,8 +59,7 @@ def store(tmp_path: Path) -> str:
 
 def compose_config(*overrides: str) -> DictConfig:
     """Compose the project's config with overrides, as `python -m fruitlab` would."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    return compose_overrides(list(overrides))
 
 
 @pytest.fixture
@@ -106,10 +104,10 @@ def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> FinishedSweep:
     (children via `tracking.parent_run_id`) and one failed trial."""
     import mlflow
 
-    from fruitlab.tracking.store import ensure_experiment, normalize_uri
+    from fruitlab.tracking.store import ensure_experiment, resolve_uri
     from fruitlab.training.fit import fit
 
-    uri = normalize_uri(f"sqlite:///{tmp_path_factory.mktemp('sweep') / 'mlruns' / 'mlflow.db'}")
+    uri = resolve_uri(f"sqlite:///{tmp_path_factory.mktemp('sweep') / 'mlruns' / 'mlflow.db'}")
     client = mlflow.MlflowClient(uri)
     parent = client.create_run(ensure_experiment("fruits360", uri), run_name="pca-sweep")
     common = [*FAST, "trainer.max_epochs=2", "tracking.log_model=false", f"tracking.uri={uri}"]

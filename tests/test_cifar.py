@@ -57,9 +57,7 @@ def test_cifar100_uses_the_fine_labels(cifar_root: Path) -> None:
     [(CIFAR10DataModule, "cifar-10-batches-py"), (CIFAR100DataModule, "cifar-100-python")],
 )
 def test_official_checksums_are_checked_by_default(cifar_root: Path, module, folder: str) -> None:
-    with pytest.raises(
-        DataError, match=rf"{folder} do not match the official MD5 sums.*verify_checksums=false"
-    ):
+    with pytest.raises(DataError, match=rf"{folder} do not match the official MD5 sums.*verify_checksums=false"):
         module(root=cifar_root).setup()
 
 

@@ -21,7 +21,7 @@ def test_k_folds_make_k_child_runs_and_the_parent_holds_the_mean(make_config, st
         "trainer.enable_progress_bar=false",
         f"+tracking.parent_run_id={sweep.info.run_id}",
     )  # fmt: skip
-    objective = fit(cfg)
+    objective = fit(cfg).objective
 
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     (parent,) = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == sweep.info.run_id]

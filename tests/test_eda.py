@@ -6,7 +6,7 @@ from pathlib import Path
 import mlflow
 from PIL import Image
 
-from fruitlab.reporting.eda import main
+from fruitlab.commands.eda import main
 
 
 def history(client: mlflow.MlflowClient, run_id: str, metric: str) -> list[tuple[int, float]]:

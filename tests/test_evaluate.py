@@ -13,9 +13,9 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, r
 
 from fruitlab.data.augment import build_augmentation
 from fruitlab.data.imagefolder import ImageFolderDataModule
+from fruitlab.evaluation.gradcam import gradcam_maps, last_conv_layer, log_gradcam
+from fruitlab.evaluation.test_report import classification_report
 from fruitlab.models import get_model
-from fruitlab.reporting.gradcam import gradcam_maps, last_conv_layer, log_gradcam
-from fruitlab.training.evaluate import classification_report
 
 
 @pytest.fixture(scope="module")
@@ -110,4 +110,4 @@ def test_gradcam_is_skipped_for_networks_without_convolutions() -> None:
     ffnn = get_model("ffnn", 10, (3, 32, 32))
     assert last_conv_layer(ffnn) is None
     images = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
-    assert not log_gradcam(ffnn, images, torch.zeros(4, dtype=torch.long), torch.rand(4, 10), list("abcdefghij"))
+    assert not log_gradcam(None, ffnn, images, torch.zeros(4, dtype=torch.long), torch.rand(4, 10), list("abcdefghij"))

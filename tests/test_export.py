@@ -7,12 +7,13 @@ import pytest
 import torch
 from conftest import TrainedRun
 
+from fruitlab.commands.export import main as export_main
 from fruitlab.data.imagefolder import ImageFolderDataModule
 from fruitlab.errors import ModelError
-from fruitlab.export import main as export_main
 from fruitlab.serving.export import export_model, load_torchscript, onnx_runtime_outputs
-from fruitlab.serving.models import load_recorded_model, use_store
+from fruitlab.serving.models import load_recorded_model
 from fruitlab.serving.quantize import quantize_recorded_model
+from fruitlab.tracking.store import use_store
 
 
 def test_export_writes_torchscript_and_onnx_that_agree_with_pytorch(
@@ -43,14 +44,14 @@ def test_export_writes_torchscript_and_onnx_that_agree_with_pytorch(
 
 def test_an_unknown_model_is_one_clear_error(trained_run: TrainedRun) -> None:
     use_store(trained_run.uri)
-    with pytest.raises(ModelError, match=r"cannot load model 'no-such-run'.*models:/<name>@<alias>"):
+    with pytest.raises(ModelError, match=r"cannot find model 'no-such-run'.*models:/<name>@<alias>"):
         load_recorded_model("no-such-run")
 
 
 def test_int8_model_is_smaller_and_within_one_point_of_accuracy(trained_run: TrainedRun, tmp_path: Path) -> None:
     use_store(trained_run.uri)
     recorded = load_recorded_model(trained_run.run_id)
-    report = quantize_recorded_model(recorded, register="fruits-int8")
+    report = quantize_recorded_model(trained_run.uri, recorded, register="fruits-int8")
     metrics = report.metrics
     assert report.mode == "static"  # vgg1 has convolutions
     assert metrics["int8_size_mb"] < 0.5 * metrics["fp32_size_mb"]
@@ -79,7 +80,7 @@ def test_int8_model_is_smaller_and_within_one_point_of_accuracy(trained_run: Tra
 
 def test_dynamic_quantization_shrinks_the_linear_layers(trained_run: TrainedRun) -> None:
     use_store(trained_run.uri)
-    report = quantize_recorded_model(load_recorded_model(trained_run.run_id), mode="dynamic")
+    report = quantize_recorded_model(trained_run.uri, load_recorded_model(trained_run.run_id), mode="dynamic")
     assert report.registered_version is None
     assert report.metrics["int8_size_mb"] < 0.5 * report.metrics["fp32_size_mb"]  # vgg1 is mostly its dense layer
     assert abs(report.metrics["accuracy_drop_points"]) <= 1

@@ -49,7 +49,7 @@ def test_one_epoch_on_real_data_records_a_complete_run(real_data: Path, store: s
 
 def test_per_epoch_metrics_use_the_epoch_as_step(make_config, store: str) -> None:
     cfg = make_config("model=lenet", f"tracking.uri={store}", *FAST, "trainer.max_epochs=3", "tracking.log_model=false")
-    objective = fit(cfg)
+    objective = fit(cfg).objective
     run = only_run(store)
     history = mlflow.MlflowClient(store).get_metric_history(run.info.run_id, "val_loss")
     assert [m.step for m in history] == [0, 1, 2]

@@ -15,7 +15,6 @@ import torch
 from conftest import FAST, REPO, compose_config, metric_histories
 
 from fruitlab.errors import ConfigError, RunInterrupted
-from fruitlab.training import fit as fit_module
 from fruitlab.training.fit import fit
 
 # Three short epochs with a schedule, so that resuming must restore weights, optimizer, scheduler and RNG.
@@ -82,21 +81,25 @@ class CtrlCInSecondEpoch(pl.Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
+class CtrlCHooks:
+    """Training hooks (as a sweep trial plugs in) that add the Ctrl-C above."""
+
+    def callbacks(self) -> list[pl.Callback]:
+        return [CtrlCInSecondEpoch()]
+
+    def run_started(self, recorder: object) -> None:
+        pass
+
+    def stopped_early(self) -> bool:
+        return False
+
+
 def test_resume_continues_the_same_run_to_the_metrics_of_an_uninterrupted_one(
-    uninterrupted: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    uninterrupted: str, tmp_path: Path
 ) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    build_trainer = fit_module.build_trainer
-
-    def with_ctrl_c(*args):
-        trainer, checkpoint, metrics_logger = build_trainer(*args)
-        trainer.callbacks.append(CtrlCInSecondEpoch())
-        return trainer, checkpoint, metrics_logger
-
-    monkeypatch.setattr(fit_module, "build_trainer", with_ctrl_c)
     with pytest.raises(RunInterrupted, match="interrupted by SIGINT") as interrupted:
-        fit(compose_config(*THREE_EPOCHS, f"tracking.uri={uri}"))
-    monkeypatch.undo()
+        fit(compose_config(*THREE_EPOCHS, f"tracking.uri={uri}"), CtrlCHooks())
     run_id = interrupted.value.run_id
     assert the_run(uri).info.status == "KILLED"
     assert [m.step for m in mlflow.MlflowClient(uri).get_metric_history(run_id, "val_loss")] == [0]

@@ -9,12 +9,15 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from conftest import REPO, FinishedSweep
+from conftest import FAST, REPO, FinishedSweep, compose_config, run_cli
 from PIL import Image
 
+from fruitlab.commands.report import main, report
 from fruitlab.reporting.ranking import pca_points, rank
-from fruitlab.reporting.report import main, pick_curves
-from fruitlab.reporting.store_reader import first_reaching, read_history, runs_frame, select_sweep, selected_runs
+from fruitlab.reporting.report import pick_curves
+from fruitlab.reporting.runs_table import first_reaching, runs_frame
+from fruitlab.tracking.query import StoreReader
+from fruitlab.training.fit import fit
 
 
 def assert_png(path: Path) -> None:
@@ -25,10 +28,10 @@ def assert_png(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def sweep_frame(finished_sweep: FinishedSweep) -> pd.DataFrame:
-    client = mlflow.MlflowClient(finished_sweep.uri)
-    runs, left_out = selected_runs(client, select_sweep(client, finished_sweep.parent_id))
+    reader = StoreReader(finished_sweep.uri)
+    runs, left_out = reader.selected_runs(reader.select_sweep(finished_sweep.parent_id))
     assert left_out == 1  # the failed trial
-    return runs_frame(client, runs)
+    return runs_frame(reader, runs)
 
 
 def test_ranking_has_one_row_per_finished_run_best_first(finished_sweep: FinishedSweep, sweep_frame) -> None:
@@ -64,9 +67,9 @@ def test_learning_curves_of_the_best_run_of_each_model(sweep_frame) -> None:
 def test_epochs_and_seconds_to_a_validation_accuracy_come_from_the_epoch_history(
     finished_sweep: FinishedSweep,
 ) -> None:
-    client = mlflow.MlflowClient(finished_sweep.uri)
+    reader = StoreReader(finished_sweep.uri)
     for run_id in finished_sweep.child_ids:
-        history = read_history(client, run_id)
+        history = reader.read_history(run_id)
         assert [step for step, _ in history["elapsed_s"]] == [0, 1]
         (_, first), (_, second) = history["elapsed_s"]
         assert 0 < first < second
@@ -80,7 +83,7 @@ def test_epochs_and_seconds_to_a_validation_accuracy_come_from_the_epoch_history
 
 def test_report_command_prints_writes_and_logs_the_sweep_report(finished_sweep: FinishedSweep, tmp_path: Path) -> None:
     out = tmp_path / "report"
-    command = [sys.executable, "-m", "fruitlab.report", "--store", finished_sweep.uri, "--sweep", "pca-sweep"]
+    command = [sys.executable, "-m", "fruitlab", "report", "--store", finished_sweep.uri, "--sweep", "pca-sweep"]
     result = subprocess.run([*command, "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "lenet-adam-lr0.001" in result.stdout and "n_components=120" in result.stdout
@@ -118,3 +121,52 @@ def test_an_unknown_sweep_is_one_clear_line(finished_sweep: FinishedSweep, capsy
         "fruitlab: error: no run with id or name 'no-such-sweep' in the store; give the parent run of a sweep "
         "(its id or name, as shown in the MLflow UI)"
     )
+
+
+def test_report_on_a_store_without_pca_runs_with_a_failed_run(tmp_path: Path) -> None:
+    """The store a plain training run leaves (no PCA run, no sweep), with a failed run beside it."""
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    fit(compose_config("model=lenet", *FAST, f"tracking.uri={store}"))
+    with pytest.raises(Exception, match="bogus"):
+        fit(compose_config("model=lenet", "optim.name=bogus", *FAST, f"tracking.uri={store}"))
+    result = report(store, out=tmp_path / "report")
+    assert list(result.ranking["model"]) == ["lenet"]
+    assert {p.name for p in result.folder.iterdir()} == {
+        "ranking.md",
+        "ranking.csv",
+        "ranking.png",
+        "learning_curves.png",
+    }
+    assert "1 other runs (parents, failed, running) left out" in (result.folder / "ranking.md").read_text()
+    assert result.logged_run_id is not None
+
+
+def test_report_on_a_plain_grid_sweep(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep = run_cli("-m", "optim=sgd,adam", "model=lenet", *FAST, "tracking.log_model=false", f"tracking.uri={store}")
+    assert sweep.returncode == 0, sweep.stderr[-2000:]
+    client = mlflow.MlflowClient(store)
+    (parent,) = client.search_runs(
+        [client.get_experiment_by_name("fruits360").experiment_id], "tags.`sweep.parent` != ''"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fruitlab",
+            "report",
+            "--store",
+            store,
+            "--sweep",
+            parent.info.run_id,
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(pd.read_csv(tmp_path / "r" / "ranking.csv")["optimizer"]) == ["adam", "sgd"]
+    assert not (tmp_path / "r" / "pca_curve.png").exists()

@@ -83,7 +83,7 @@ def servers(trained_run: TrainedRun) -> Iterator[dict[str, str]]:
     ports = {"fruitlab": free_port(), "mlflow": free_port()}
     processes = {
         "fruitlab": start(
-            [sys.executable, "-m", "fruitlab.serve", CHAMPION, "--port", str(ports["fruitlab"]),
+            [sys.executable, "-m", "fruitlab", "serve", CHAMPION, "--port", str(ports["fruitlab"]),
              "--max-bytes", str(MAX_BYTES)], env,
         ),
         "mlflow": start(

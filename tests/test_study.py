@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
+from fruitlab.commands.study import COMPONENTS, EXPERIMENT, MODELS, parse_epochs, stages, study_overrides
 from fruitlab.errors import ConfigError
-from fruitlab.study import COMPONENTS, EXPERIMENT, MODELS, parse_epochs, stages, study_overrides
 
 EDA_FIGURES = {"samples.png", "class_counts.png", "explained_variance.png", "eigenfruits.png", "reconstructions.png"}
 REPORT_FILES = {"ranking.md", "ranking.csv", "ranking.png", "learning_curves.png", "pca_curve.png", "pca_curve.csv"}
@@ -19,7 +19,7 @@ REPORT_FILES = {"ranking.md", "ranking.csv", "ranking.png", "learning_curves.png
 
 def run_study(*args: str, timeout: float) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "fruitlab.study", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "fruitlab", "study", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
     )
 
 

@@ -82,7 +82,6 @@ def test_claims_hand_out_each_grid_point_once_and_retry_failures_in_a_later_invo
 def test_the_sweeper_and_the_sweep_group_are_found_by_hydra():
     result = run_cli("--info", "plugins")
     assert "FruitlabOptunaSweeper" in result.stdout
-    assert "SweepsConfigSource" in result.stdout
     result = run_cli("--help")
     assert "sweep: accuracy_latency, cifar_optim_lr, optim_lr, pca_components, tpe_lr, vgg_ladder" in result.stdout
 

@@ -9,14 +9,13 @@ import pytest
 import torch
 from cifar_files import write_cifar10, write_cifar100
 from conftest import FAST
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from fruitlab.cli import CONFIG_DIR
+from fruitlab.config import compose_config
 from fruitlab.data import build_datamodule
 from fruitlab.errors import ConfigError
 from fruitlab.models import get_model
-from fruitlab.serving.load import load_eager
+from fruitlab.serving.models import load_eager
 from fruitlab.tracking.store import store_root
 from fruitlab.training.fit import build_module, fit
 from fruitlab.training.transfer import backbone_tensors, copy_weights, freeze, load_source
@@ -25,8 +24,7 @@ HEAD = "classifier.1"  # MobileNetV2's linear classifier
 
 
 def study_config(*overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    return compose_config(list(overrides))
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +96,7 @@ def test_a_registered_model_and_a_checkpoint_name_the_same_weights(source_run: s
     assert registered.run_id == source_run
     from_checkpoint, _ = checkpoint_tensors(source_run)
     from_registry = backbone_tensors(registered.tensors)
-    assert {n for n, _ in get_model("mobilenet_v2_slim", 100, (3, 32, 32)).named_parameters()} <= set(
-        from_registry
-    )
+    assert {n for n, _ in get_model("mobilenet_v2_slim", 100, (3, 32, 32)).named_parameters()} <= set(from_registry)
     for name, tensor in from_registry.items():
         assert torch.equal(tensor, from_checkpoint[name]), name
 
@@ -131,9 +127,7 @@ def test_freeze_by_module_names_keeps_those_trainable() -> None:
     model = get_model("resnet34", num_classes=10, input_shape=(3, 32, 32), small_input=True)
     trainable = freeze(model, ["layer4", "fc"])
     assert trainable[-1] == "fc" and all(name.startswith(("layer4.", "fc")) for name in trainable)
-    expected = sum(p.numel() for p in model.layer4.parameters()) + sum(
-        p.numel() for p in model.fc.parameters()
-    )
+    expected = sum(p.numel() for p in model.layer4.parameters()) + sum(p.numel() for p in model.fc.parameters())
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == expected
     assert not model.layer3[0].bn1.training and model.layer4[0].bn1.training  # frozen statistics too
 

@@ -10,12 +10,13 @@ import fcntl
 import hashlib
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 import optuna
 import sqlalchemy
@@ -32,6 +33,7 @@ DIRECTIONS = ("minimize", "maximize")
 TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 FAIL_REASON = "fail_reason"  # user attribute of a trial that failed by itself (not interrupted)
 DEFAULT_SAMPLER_TRIALS = 20
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -97,31 +99,37 @@ def storage_error(url: str, error: BaseException) -> ConfigError:
     )
 
 
+# A grid is enumerated by `claim` (safe with several workers), so its sampler never samples.
+SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
+    "grid": optuna.samplers.RandomSampler,
+    "tpe": optuna.samplers.TPESampler,
+    "random": optuna.samplers.RandomSampler,
+    "nsga2": optuna.samplers.NSGAIISampler,
+}
+PRUNERS: dict[str, type[optuna.pruners.BasePruner]] = {
+    "none": optuna.pruners.NopPruner,
+    "median": optuna.pruners.MedianPruner,
+    "sha": optuna.pruners.SuccessiveHalvingPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+}
+
+
+def registered(kind: str, registry: Mapping[str, T], name: str) -> T:
+    """`registry[name]`, or the ConfigError that lists the valid names of this `kind`."""
+    if name not in registry:
+        raise unknown(kind, name, list(registry))
+    return registry[name]
+
+
 def make_sampler(name: str, seed: int | None, options: dict) -> optuna.samplers.BaseSampler:
-    # A grid is enumerated by `claim` (safe with several workers), so its sampler never samples.
-    samplers = {
-        "grid": optuna.samplers.RandomSampler,
-        "tpe": optuna.samplers.TPESampler,
-        "random": optuna.samplers.RandomSampler,
-        "nsga2": optuna.samplers.NSGAIISampler,
-    }
-    if name not in samplers:
-        raise unknown("sampler", name, list(samplers))
+    sampler = registered("sampler", SAMPLERS, name)
     if name == "grid" and options:
         raise ConfigError("hydra.sweeper.sampler_options do not apply to a grid")
-    return samplers[name](seed=seed, **options)
+    return sampler(seed=seed, **options)
 
 
 def make_pruner(name: str, options: dict) -> optuna.pruners.BasePruner:
-    pruners = {
-        "none": optuna.pruners.NopPruner,
-        "median": optuna.pruners.MedianPruner,
-        "sha": optuna.pruners.SuccessiveHalvingPruner,
-        "hyperband": optuna.pruners.HyperbandPruner,
-    }
-    if name not in pruners:
-        raise unknown("pruner", name, list(pruners))
-    return pruners[name](**options)
+    return registered("pruner", PRUNERS, name)(**options)
 
 
 def open_study(
