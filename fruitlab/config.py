@@ -11,6 +11,7 @@ def compose_config(overrides: list[str]) -> DictConfig:
     """The project's config composed with `overrides`, as `python -m fruitlab` would (without starting a job)."""
     from hydra import compose, initialize_config_dir
 
+    register_resolvers()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
 

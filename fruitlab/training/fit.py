@@ -178,6 +178,7 @@ def fit(cfg: DictConfig, hooks: TrainingHooks | None = None) -> FitResult:
         module = build_module(cfg, datamodule)
         resume_from = last_checkpoint(use_store(cfg.tracking.uri), cfg.resume) if cfg.resume else None
         training = train(cfg, module, datamodule, None, None, hooks, resume_from)
+        test_metrics(cfg, training, module, datamodule)  # every process takes part in the distributed test
         return FitResult(training.objective, None)
 
     uri = use_store(cfg.tracking.uri)  # before the data is loaded, so that a wrong address fails at once
