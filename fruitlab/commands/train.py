@@ -66,6 +66,7 @@ def run_summary(cfg: DictConfig, result: FitResult) -> list[str]:
     from fruitlab.tracking.models import logged_model_uris
     from fruitlab.tracking.query import find_run
     from fruitlab.tracking.store import checkpoint_dir, resolve_uri
+    from fruitlab.training.fit import experiment_name
 
     uri = resolve_uri(cfg.tracking.uri)
     run = find_run(uri, result.run_id)
@@ -75,7 +76,8 @@ def run_summary(cfg: DictConfig, result: FitResult) -> list[str]:
     models = logged_model_uris(uri, run.experiment_id, run.run_id)
     ui = StoreUI.of(uri)
     lines = [
-        f"fruitlab: run {run.run_name} {run.status}, id {run.run_id}, experiment {run.experiment_id}",
+        f"fruitlab: run {run.run_name} {run.status}, id {run.run_id}, experiment {experiment_name(cfg)} "
+        f"(id {run.experiment_id})",
         f"  objective   best {cfg.objective.metric} {result.objective:.4f} ({cfg.objective.direction})",
         f"  test        {tests or 'none (cross-validation scores the folds)'}",
         f"  model       {' = '.join(models) if models else 'not logged (tracking.log_model=false)'}",
