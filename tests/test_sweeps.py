@@ -250,3 +250,13 @@ def test_a_single_run_registers_itself_on_request(store):
     (run,) = all_runs(store)
     (version,) = mlflow.MlflowClient(store).search_model_versions("name='tiny_vgg'")
     assert version.run_id == run.info.run_id
+
+
+def test_a_grid_sweeps_trials_report_each_epoch_for_optuna_dashboard(store):
+    """A grid sweep has no pruner, yet each trial's learning curve is in the storage (Optuna Dashboard's plot)."""
+    sweep(store, "model=lenet", "lr=0.01,0.001", "trainer.max_epochs=2", "tracking.log_model=false")
+    trials = the_study(store).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    for trial in trials:
+        assert sorted(trial.intermediate_values) == [0, 1]  # one value per epoch: val_loss
+        assert trial.value == pytest.approx(min(trial.intermediate_values.values()))
