@@ -254,7 +254,10 @@ def test_a_single_run_registers_itself_on_request(store):
 
 def test_a_grid_sweeps_trials_report_each_epoch_for_optuna_dashboard(store):
     """A grid sweep has no pruner, yet each trial's learning curve is in the storage (Optuna Dashboard's plot)."""
-    sweep(store, "model=lenet", "lr=0.01,0.001", "trainer.max_epochs=2", "tracking.log_model=false")
+    result = sweep(store, "model=lenet", "lr=0.01,0.001", "trainer.max_epochs=2", "tracking.log_model=false")
+    (parent,), _ = parents_and_children(store)
+    page = f"http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}"
+    assert f"the sweep in the MLflow UI: {page}?workflowType=machine_learning" in result.stdout + result.stderr
     trials = the_study(store).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
     for trial in trials:
