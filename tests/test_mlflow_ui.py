@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FinishedSweep
+from pg import free_port
 from PIL import Image
 
 from fruitlab.tracking.links import StoreUI
@@ -60,12 +60,6 @@ def chromium() -> str:
     if not Path(CHROMIUM).exists() and (reason := install_chromium()):
         pytest.skip(reason)
     return CHROMIUM
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
