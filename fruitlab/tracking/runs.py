@@ -86,21 +86,12 @@ class RunRecorder:
 
     def log_inputs(self, inputs: Iterable[InputData]) -> None:
         """Record the datasets the run read, each with its role as MLflow's dataset context."""
-        source = LocalArtifactDatasetSource
-        datasets = [
-            DatasetInput(
-                Dataset(
-                    d.name,
-                    d.digest,
-                    source._get_source_type(),
-                    source(d.source).to_json(),
-                    None,
-                    json.dumps({"num_rows": d.rows}),
-                ),
-                tags=[InputTag(MLFLOW_DATASET_CONTEXT, d.context)],
-            )
-            for d in inputs
-        ]
+        datasets = []
+        for data in inputs:
+            source = LocalArtifactDatasetSource(data.source)
+            profile = json.dumps({"num_rows": data.rows})
+            dataset = Dataset(data.name, data.digest, source._get_source_type(), source.to_json(), profile=profile)
+            datasets.append(DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, data.context)]))
         self.client.log_inputs(self.run_id, datasets=datasets)
 
     def log_config(self, cfg: DictConfig) -> None:
