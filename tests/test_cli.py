@@ -65,6 +65,7 @@ def error_line(*overrides: str) -> str:
         ("modle=vgg1", "did you mean model?"),  # a group
         ("lrr=0.1", "did you mean lr?"),  # a top-level key
         ("trainer.max_epoch=1", "did you mean trainer.max_epochs?"),  # a nested key
+        ("epochs=3", "did you mean trainer.max_epochs?"),  # a key of another section
         ("debug=fats", "did you mean fast?"),
     ],
 )

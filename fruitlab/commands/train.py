@@ -11,6 +11,7 @@ import difflib
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -114,27 +115,47 @@ def hydra_job(cfg: DictConfig) -> FitResult | TrialReport:
         sys.exit(128 + interruption.signum)  # the shell's convention for "ended by this signal"
 
 
-def did_you_mean(name: str, valid: list[str], prefix: str = "") -> str:
-    """'did you mean a or b? ' for the valid names closest to `name` (each shown after `prefix`), or '' when
-    none is close."""
-    close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
-    return f"did you mean {' or '.join(prefix + c for c in close)}? " if close else ""
+def did_you_mean(name: str, valid: list[str], shown: Callable[[str], list[str]] = lambda c: [c]) -> str:
+    """'did you mean a or b? ' for the valid names closest to `name` (each written as `shown` says), or ''
+    when none is close."""
+    close = [full for c in difflib.get_close_matches(name, valid, n=3, cutoff=0.7) for full in shown(c)]
+    return f"did you mean {' or '.join(close[:3])}? " if close else ""
 
 
 def config_groups() -> list[str]:
     return sorted(d.name for d in Path(config_dir()).iterdir() if d.is_dir())
 
 
+def key_paths(node: DictConfig, prefix: str = "") -> list[str]:
+    """Every key of `node` and of its sections, dotted (trainer.max_epochs); Hydra's own section left out."""
+    paths = []
+    for key in node:
+        if key == "hydra":
+            continue
+        path = f"{prefix}{key}"
+        paths.append(path)
+        if isinstance(child := node._get_node(key), DictConfig):
+            paths += key_paths(child, f"{path}.")
+    return paths
+
+
 def unknown_key_line(error: CompactHydraException) -> str | None:
-    """The line for an override of a key the config lacks (a typo, mostly): the closest keys beside it."""
+    """The line for an override of a key the config lacks (a typo, mostly): the closest keys beside it, else the
+    closest keys elsewhere in the config (epochs -> trainer.max_epochs), else the keys beside it."""
     cause = error.__cause__
     if not isinstance(cause, (ConfigAttributeError, ConfigKeyError)) or cause.parent_node is None:
         return None
     parent, _, key = str(cause.full_key).rpartition(".")
     prefix = f"{parent}." if parent else ""
-    valid = {str(k) for k in cause.parent_node if k != "hydra"} | set(config_groups() if not parent else [])
-    valid = sorted(valid)
-    hint = did_you_mean(key, valid, prefix) or f"valid keys here: {', '.join(prefix + k for k in valid)}. "
+    valid = sorted({str(k) for k in cause.parent_node if k != "hydra"} | set(config_groups() if not parent else []))
+    elsewhere: dict[str, list[str]] = {}
+    for path in key_paths(cause.parent_node._get_root()):
+        elsewhere.setdefault(path.rpartition(".")[2], []).append(path)
+    hint = (
+        did_you_mean(key, valid, lambda c: [prefix + c])
+        or did_you_mean(key, list(elsewhere), elsewhere.__getitem__)
+        or f"valid keys here: {', '.join(prefix + k for k in valid)}. "
+    )
     return f"there is no key {cause.full_key} in the config; {hint}(+{cause.full_key}=VALUE adds a new key)"
 
 
