@@ -15,10 +15,9 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The run ends with its summary: run id, scores, the model, and the command and link that show it in the MLflow UI.
 run: setup
 	$(PY) -m fruitlab model=vgg3_bn optim=adam
-	@echo "Results: MLflow store mlruns/mlflow.db (artifacts in mlruns/artifacts)."
-	@echo "Open them: $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --port 5000"
 
 test: setup
 	$(PY) -m ruff check fruitlab hydra_plugins tests benchmarks

@@ -26,11 +26,11 @@ def one_line_error(result) -> str:
     ("override", "expected"),
     [
         ("data=nope", "data=nope is not a config option; valid data options: cifar10, cifar100, fruits360,"),
-        ("optim=sgdd", "optim=sgdd is not a config option; valid optim options: adadelta, adam"),
+        ("optim=sgdd", "optim=sgdd is not a config option; did you mean sgd? valid optim options: adadelta, adam"),
         ("lr=abc", "lr='abc' is not a number; give e.g. lr=1.0"),
         ("trainer.max_epochs=ten", "trainer.max_epochs='ten' is not a whole number"),
         ("lr=[0.1", "cannot parse the override 'lr=[0.1'"),
-        ("epochs=3", "Could not override 'epochs'. To append to your config use +epochs=3"),
+        ("epochs=3", "there is no key epochs in the config; did you mean trainer.max_epochs? (+epochs=VALUE adds"),
     ],
 )
 def test_config_mistakes_are_one_line_naming_the_value(override: str, expected: str) -> None:

@@ -98,6 +98,10 @@ def test_generated_files_carry_a_learnable_signal(make_config, store: str, cifar
         [mlflow.MlflowClient(store).get_experiment_by_name("cifar10").experiment_id]
     )[0]
     assert run.data.metrics["test_acc"] >= 0.9
+    datasets = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}  # keyed like the decode cache
+    assert set(datasets) == {"cifar10-train", "cifar10-validation", "cifar10-test"}
+    assert datasets["cifar10-test"].source == f'{{"uri": "{cifar_root.resolve() / "cifar-10-batches-py"}"}}'
+    assert len(datasets["cifar10-test"].digest) == 20
 
 
 # -- the study's models -------------------------------------------------------------------------------

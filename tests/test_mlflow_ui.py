@@ -1,12 +1,12 @@
 """The MLflow UI as a user sees it: a real tracking server on a store with a finished sweep, loaded in headless
-Chromium (Debian's `chromium`, installed here when missing and the test runs as root)."""
+Chromium (Debian's `chromium`, installed here when missing and the test runs as root): the links fruitlab prints
+open the model-training view, whose runs table and run page list each run's datasets."""
 
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +16,11 @@ from pathlib import Path
 
 import pytest
 from conftest import FinishedSweep
+from pg import free_port
 from PIL import Image
+
+from fruitlab.tracking.links import StoreUI
+from fruitlab.tracking.store import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
 
 CHROMIUM = "/usr/bin/chromium"
 # What a user is pointed to in the README: the training view of the experiment, runs ranked by test loss.
@@ -56,12 +60,6 @@ def chromium() -> str:
     if not Path(CHROMIUM).exists() and (reason := install_chromium()):
         pytest.skip(reason)
     return CHROMIUM
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -108,6 +106,21 @@ def visible_text(html: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 
 
+def page_text(chromium: str, url: str, profile: Path) -> str:
+    """What a fresh browser (its own empty profile) shows at `url` once the app has rendered."""
+    dom = subprocess.run(
+        [chromium, *HEADLESS, f"--user-data-dir={profile}", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    return visible_text(dom.stdout)
+
+
+# What only MLflow 3's GenAI view shows in its navigation: the model-training view has neither.
+GENAI_VIEW = ("Evaluation runs", "Prompts")
+
+
 def test_ui_lists_the_experiment_and_the_runs_of_a_finished_sweep(
     chromium: str, mlflow_server: str, finished_sweep: FinishedSweep, tmp_path: Path
 ) -> None:
@@ -119,6 +132,8 @@ def test_ui_lists_the_experiment_and_the_runs_of_a_finished_sweep(
     in_sweep = f"tags.mlflow.parentRunId = '{finished_sweep.parent_id}'"
     children = rest(mlflow_server, "runs/search", {"experiment_ids": [experiment_id], "filter": in_sweep})["runs"]
     assert len(children) == len(finished_sweep.child_ids) + 1  # and the failed trial
+    tags = {tag["key"]: tag["value"] for tag in experiment["experiment"]["tags"]}
+    assert tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
 
     page = mlflow_server + "/" + RUNS_VIEW.format(id=experiment_id)
     profile = ["--user-data-dir=" + str(tmp_path / "profile")]
@@ -130,6 +145,7 @@ def test_ui_lists_the_experiment_and_the_runs_of_a_finished_sweep(
     for name in {"pca-sweep", "lenet-adam-lr0.001", "ffnn-adam-lr0.001"}:
         assert name in text, f"{name} not listed in the UI: {text[:2000]}"
     assert f"{len(names)} matching runs" in text
+    assert "fruits360-train (" in text and "fruits360-validation (" in text  # the runs table's Dataset column
 
     screenshot = tmp_path / "mlflow-ui.png"
     subprocess.run(
@@ -137,3 +153,22 @@ def test_ui_lists_the_experiment_and_the_runs_of_a_finished_sweep(
     )
     with Image.open(screenshot) as image:
         assert image.size == (1400, 800)
+
+
+def test_the_printed_links_open_the_training_view_with_each_runs_datasets(
+    chromium: str, mlflow_server: str, finished_sweep: FinishedSweep, tmp_path: Path
+) -> None:
+    experiment = rest(mlflow_server, f"experiments/get-by-name?experiment_name={finished_sweep.experiment}")
+    experiment_id = experiment["experiment"]["experiment_id"]
+    ui = StoreUI.of(mlflow_server)
+
+    runs = page_text(chromium, ui.experiment_page(experiment_id), tmp_path / "runs")
+    assert "Model training" in runs and "Dataset" in runs, runs[:2000]
+    assert not [word for word in GENAI_VIEW if word in runs], runs[:2000]
+
+    run_id = finished_sweep.child_ids[0]
+    digest = rest(mlflow_server, f"runs/get?run_id={run_id}")["run"]["inputs"]["dataset_inputs"]
+    train = next(d["dataset"] for d in digest if d["dataset"]["name"] == "fruits360-train")
+    page = page_text(chromium, ui.run_page(experiment_id, run_id), tmp_path / "run")
+    assert f"Datasets fruits360-train ({train['digest']}) train" in page, page[:3000]
+    assert not [word for word in GENAI_VIEW if word in page]

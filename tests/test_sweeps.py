@@ -1,11 +1,13 @@
 """Sweeps end to end: real `python -m fruitlab -m` processes, a real Optuna storage and MLflow store."""
 
 import itertools
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -14,6 +16,7 @@ import optuna
 import pytest
 from conftest import FAST, REPO, run_cli
 from optuna.trial import TrialState
+from pg import free_port
 
 # Small, quick trials: 16-pixel images, no progress bars (and a one-block VGG unless a test picks a model).
 SWEEP_FAST = [*FAST, "data.image_size=16"]
@@ -250,3 +253,51 @@ def test_a_single_run_registers_itself_on_request(store):
     (run,) = all_runs(store)
     (version,) = mlflow.MlflowClient(store).search_model_versions("name='tiny_vgg'")
     assert version.run_id == run.info.run_id
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, subprocess.CompletedProcess]:
+    """A finished 2-point grid sweep of 2-epoch trials: (its MLflow store, the sweep's process)."""
+    store = f"sqlite:///{tmp_path_factory.mktemp('grid') / 'mlruns' / 'mlflow.db'}"
+    return store, sweep(store, "model=lenet", "lr=0.01,0.001", "trainer.max_epochs=2", "tracking.log_model=false")
+
+
+def test_a_grid_sweeps_trials_report_each_epoch_and_it_ends_with_its_link(grid_sweep) -> None:
+    """A grid sweep has no pruner, yet each trial's learning curve is in the storage (Optuna Dashboard's plot)."""
+    store, result = grid_sweep
+    trials = the_study(store).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    for trial in trials:
+        assert sorted(trial.intermediate_values) == [0, 1]  # one value per epoch: val_loss
+        assert trial.value == pytest.approx(min(trial.intermediate_values.values()))
+    (parent,), _ = parents_and_children(store)
+    page = f"http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}"
+    assert f"the sweep in the MLflow UI: {page}?workflowType=machine_learning" in result.stdout + result.stderr
+
+
+def test_optuna_dashboard_serves_the_sweeps_learning_curves(grid_sweep) -> None:
+    pytest.importorskip("optuna_dashboard", reason="pip install 'fruitlab[dashboard]'")
+    store, _ = grid_sweep
+    url = f"http://127.0.0.1:{free_port()}"
+    command = [str(Path(sys.executable).with_name("optuna-dashboard")), optuna_storage(store)]
+    command += ["--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1]]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: answers(f"{url}/api/studies"), timeout=120)
+        (summary,) = json.loads(answers(f"{url}/api/studies"))["study_summaries"]
+        assert summary["study_name"] == the_study(store).study_name
+        study = json.loads(answers(f"{url}/api/studies/{summary['study_id']}?after=0"))
+        assert study["has_intermediate_values"]
+        assert [[v["step"] for v in t["intermediate_values"]] for t in study["trials"]] == [[0, 1], [0, 1]]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def answers(url: str) -> str | None:
+    """The body `url` answers with, or None while nothing listens there."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.read().decode()
+    except OSError:
+        return None

@@ -7,14 +7,18 @@ MLflow are imported when a run starts.
 
 from __future__ import annotations
 
+import difflib
 import os
 import shlex
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import hydra
 from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from fruitlab.config import check_types, config_dir, register_resolvers
 from fruitlab.errors import FruitlabError, RunInterrupted, print_error
@@ -32,7 +36,10 @@ register_resolvers()
 def train(cfg: DictConfig) -> FitResult | TrialReport:
     """One training run of `cfg`; a sweep trial's job (its identity in `cfg.trial`) runs as that trial."""
     check_types(cfg)  # before torch is imported: a mistyped value answers at once
+    from fruitlab.commands.console import tidy_console
     from fruitlab.training.fit import fit
+
+    tidy_console(cfg.verbose)
 
     if cfg.get("trial") is None:
         return fit(cfg)
@@ -54,6 +61,37 @@ def resume_hint(interruption: RunInterrupted, overrides: list[str]) -> str:
     )
 
 
+def run_summary(cfg: DictConfig, result: FitResult) -> list[str]:
+    """The lines that end a single run: which run it was, its scores, its model and where to see it."""
+    from fruitlab.tracking.links import StoreUI
+    from fruitlab.tracking.models import logged_model_uris
+    from fruitlab.tracking.query import find_run
+    from fruitlab.tracking.store import checkpoint_dir, resolve_uri
+    from fruitlab.training.fit import experiment_name
+
+    uri = resolve_uri(cfg.tracking.uri)
+    run = find_run(uri, result.run_id)
+    tests = ", ".join(
+        f"{name} {value:.4f}" for name, value in sorted(result.metrics.items()) if name.startswith("test_")
+    )
+    models = logged_model_uris(uri, run.experiment_id, run.run_id)
+    ui = StoreUI.of(uri)
+    lines = [
+        f"fruitlab: run {run.run_name} {run.status}, id {run.run_id}, experiment {experiment_name(cfg)} "
+        f"(id {run.experiment_id})",
+        f"  objective   best {cfg.objective.metric} {result.objective:.4f} ({cfg.objective.direction})",
+        f"  test        {tests or 'none (cross-validation scores the folds)'}",
+        f"  model       {' = '.join(models) if models else 'not logged (tracking.log_model=false)'}",
+        f"  checkpoints {checkpoint_dir(uri, run.run_id)}",
+    ]
+    if ui.command:
+        lines.append(f"  see it      {ui.command}")
+        lines.append(f"              then open {ui.run_page(run.experiment_id, run.run_id)}")
+    else:
+        lines.append(f"  see it      {ui.run_page(run.experiment_id, run.run_id)}")
+    return lines
+
+
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def hydra_job(cfg: DictConfig) -> FitResult | TrialReport:
     from hydra.core.hydra_config import HydraConfig
@@ -61,7 +99,10 @@ def hydra_job(cfg: DictConfig) -> FitResult | TrialReport:
 
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        return train(cfg)
+        result = train(cfg)
+        if not in_sweep and result.run_id is not None:  # the other processes of a multi-process run record none
+            print("\n".join(run_summary(cfg, result)), flush=True)
+        return result
     except FruitlabError as error:
         if in_sweep:
             raise  # the sweeper records the failed trial and goes on
@@ -74,11 +115,60 @@ def hydra_job(cfg: DictConfig) -> FitResult | TrialReport:
         sys.exit(128 + interruption.signum)  # the shell's convention for "ended by this signal"
 
 
+def did_you_mean(name: str, valid: list[str], shown: Callable[[str], list[str]] = lambda c: [c]) -> str:
+    """'did you mean a or b? ' for the valid names closest to `name` (each written as `shown` says), or ''
+    when none is close."""
+    close = [full for c in difflib.get_close_matches(name, valid, n=3, cutoff=0.7) for full in shown(c)]
+    return f"did you mean {' or '.join(close[:3])}? " if close else ""
+
+
+def config_groups() -> list[str]:
+    return sorted(d.name for d in Path(config_dir()).iterdir() if d.is_dir())
+
+
+def key_paths(node: DictConfig, prefix: str = "") -> list[str]:
+    """Every key of `node` and of its sections, dotted (trainer.max_epochs); Hydra's own section left out."""
+    paths = []
+    for key in node:
+        if key == "hydra":
+            continue
+        path = f"{prefix}{key}"
+        paths.append(path)
+        if isinstance(child := node._get_node(key), DictConfig):
+            paths += key_paths(child, f"{path}.")
+    return paths
+
+
+def unknown_key_line(error: CompactHydraException) -> str | None:
+    """The line for an override of a key the config lacks (a typo, mostly): the closest keys beside it, else the
+    closest keys elsewhere in the config (epochs -> trainer.max_epochs), else the keys beside it."""
+    cause = error.__cause__
+    if not isinstance(cause, (ConfigAttributeError, ConfigKeyError)) or cause.parent_node is None:
+        return None
+    parent, _, key = str(cause.full_key).rpartition(".")
+    prefix = f"{parent}." if parent else ""
+    valid = sorted({str(k) for k in cause.parent_node if k != "hydra"} | set(config_groups() if not parent else []))
+    elsewhere: dict[str, list[str]] = {}
+    for path in key_paths(cause.parent_node._get_root()):
+        elsewhere.setdefault(path.rpartition(".")[2], []).append(path)
+    hint = (
+        did_you_mean(key, valid, lambda c: [prefix + c])
+        or did_you_mean(key, list(elsewhere), elsewhere.__getitem__)
+        or f"valid keys here: {', '.join(prefix + k for k in valid)}. "
+    )
+    return f"there is no key {cause.full_key} in the config; {hint}(+{cause.full_key}=VALUE adds a new key)"
+
+
 def hydra_error_line(error: CompactHydraException) -> str:
     """Hydra's multi-line report of a bad override or config group, as one line."""
     if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
         group, _, value = error.missing_cfg_file.rpartition("/")
-        return f"{group}={value} is not a config option; valid {group} options: {', '.join(error.options)}"
+        return (
+            f"{group}={value} is not a config option; {did_you_mean(value, error.options)}"
+            f"valid {group} options: {', '.join(error.options)}"
+        )
+    if line := unknown_key_line(error):
+        return line
     text = f"{error}\n{error.__cause__ or ''}"
     if isinstance(error, OverrideParseException):
         text = f"cannot parse the override '{error.override}': {error.message}"

@@ -5,6 +5,7 @@ train/validation split, computes normalisation statistics on the training split 
 Batches stay uint8 until the model (which owns the normalisation) so that what is logged is deployable.
 """
 
+import hashlib
 from dataclasses import dataclass
 
 import lightning.pytorch as pl
@@ -18,6 +19,17 @@ from torch.utils.data import DataLoader, TensorDataset
 class ImageTensors:
     images: torch.Tensor  # (N, C, H, W) uint8
     labels: torch.Tensor  # (N,) int64
+
+
+@dataclass(frozen=True)
+class SplitSource:
+    """Where one split's examples come from and a digest that changes when they do: what a run records as the
+    split's dataset."""
+
+    split: str  # "train", "validation" or "test"
+    digest: str  # the decode cache key of the files (train and validation: with how they were split)
+    source: str  # the folder the examples are read from
+    size: int
 
 
 class Normalize(nn.Module):
@@ -45,6 +57,8 @@ class TensorImageDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.val_fraction = val_fraction
         self.seed = seed
+        # How the training set is divided into the train and validation splits; part of their digests.
+        self.split_rule: tuple[object, ...] = ("holdout", val_fraction, seed)
         self.classes: list[str] = []
         self.train: ImageTensors | None = None
         self.val: ImageTensors | None = None
@@ -62,6 +76,25 @@ class TensorImageDataModule(pl.LightningDataModule):
     def summary_metrics(self) -> dict[str, float]:
         """Numbers about the prepared data worth logging as metrics."""
         return {}
+
+    def origins(self) -> dict[str, tuple[str, str]]:
+        """(digest, source) of the training and the test set as loaded, keyed "train" and "test"."""
+        raise NotImplementedError
+
+    def split_sources(self) -> list[SplitSource]:
+        """The train, validation and test splits: digest, source and size of each. The validation split is
+        drawn from the training set, so both digests include `split_rule`."""
+        assert self.train is not None, "call setup() first"
+        (train_key, train_source), (test_key, test_source) = self.origins()["train"], self.origins()["test"]
+
+        def drawn(split: str) -> str:
+            return hashlib.sha256(repr((train_key, split, self.split_rule)).encode()).hexdigest()[:20]
+
+        return [
+            SplitSource("train", drawn("train"), train_source, len(self.train.labels)),
+            SplitSource("validation", drawn("validation"), train_source, len(self.val.labels)),
+            SplitSource("test", test_key, test_source, len(self.test.labels)),
+        ]
 
     # -- shared machinery --------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:

@@ -17,6 +17,7 @@ import torch
 from torchvision.datasets import CIFAR10, CIFAR100
 
 from fruitlab.data.base import ImageTensors, TensorImageDataModule
+from fruitlab.data.cache import cache_key
 from fruitlab.errors import DataError
 
 
@@ -130,6 +131,14 @@ class CIFARDataModule(TensorImageDataModule):
         training = self._open(train=True)
         test = self._open(train=False)
         return self._tensors(training), self._tensors(test), list(training.classes)
+
+    def origins(self) -> dict[str, tuple[str, str]]:
+        """The digests of the official files (names, sizes, modification times), as the decode cache keys them."""
+        keys = {}
+        for split, files in (("train", self.dataset.train_list), ("test", self.dataset.test_list)):
+            paths = [self.folder / name for name, _md5 in files]
+            keys[split] = (cache_key(paths, self.folder, self.title), str(self.folder))
+        return keys
 
     def data_params(self) -> dict[str, object]:
         return {"data.resolved_root": str(self.root)}

@@ -53,10 +53,12 @@ class ImageFolderDataModule(TensorImageDataModule):
         self.root = Path(root).expanduser() if root else embedded_sample()
         self.image_size = image_size
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self._origins: dict[str, tuple[str, str]] = {}
 
     def _load_split(self, name: str, classes: list[str] | None = None) -> tuple[ImageTensors, list[str]]:
         paths, labels, classes = scan_split(self.root / name, classes)
         key = cache_key(paths, self.root, "imagefolder", self.image_size)
+        self._origins["train" if name == TRAIN_DIR else "test"] = (key, str(self.root / name))
 
         def build() -> dict:
             return {"images": decode_images(paths, self.image_size), "labels": torch.tensor(labels)}
@@ -68,6 +70,9 @@ class ImageFolderDataModule(TensorImageDataModule):
         training, classes = self._load_split(TRAIN_DIR)
         test, _ = self._load_split(TEST_DIR, classes)
         return training, test, classes
+
+    def origins(self) -> dict[str, tuple[str, str]]:
+        return self._origins
 
     def data_params(self) -> dict[str, object]:
         return {"data.resolved_root": str(self.root)}

@@ -54,6 +54,7 @@ from fruitlab.sweeping.trial import (
     TrialIdentity,
     TrialReport,
 )
+from fruitlab.tracking.links import StoreUI
 from fruitlab.tracking.query import runs_tagged
 from fruitlab.tracking.registry import CHAMPION, set_champion
 from fruitlab.tracking.runs import MAX_PARAM_LENGTH, RunRecorder, create_run, end_lost_run, tracked_run
@@ -176,6 +177,9 @@ class Sweep:
             self.work(study, storage, parent, started)
             with study_lock(self.storage_url, self.study_name):
                 self.report(study, parent)
+        ui = StoreUI.of(tracking_uri)
+        serve = f" (served by: {ui.command})" if ui.command else ""
+        log.info("the sweep in the MLflow UI: %s%s", ui.run_page(experiment_id, parent_id), serve)
         return study
 
     def tell_trials_what_to_report(self, study: optuna.Study) -> None:

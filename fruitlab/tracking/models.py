@@ -58,6 +58,13 @@ def log_torch_model(
     )
 
 
+def logged_model_uris(uri: str, experiment_id: str, run_id: str) -> list[str]:
+    """The run's model as `runs:/<run_id>/model` and as MLflow 3's `models:/<model_id>`; [] when it logged none."""
+    client = mlflow.MlflowClient(uri)
+    models = client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'")
+    return [f"{model_uri(run_id)}", *(f"models:/{m.model_id}" for m in models)] if models else []
+
+
 def describe_logged_model(reference: str) -> LoggedModel:
     """What the store knows of the model `reference` names (run id, runs:/ or models:/ URI)."""
     uri = model_uri(reference)

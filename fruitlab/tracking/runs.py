@@ -1,8 +1,9 @@
 """An MLflow run's life, and the recorder through which every other layer writes to it."""
 
+import json
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +11,9 @@ from pathlib import Path
 import mlflow
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
-from mlflow.entities import Metric, Param
+from mlflow.data.sources import LocalArtifactDatasetSource
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from omegaconf import DictConfig, OmegaConf
 
 from fruitlab.errors import RunInterrupted
@@ -20,6 +23,17 @@ MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter value
 BATCH = 100  # MLflow's limit on parameters per log_batch call
 # Config sections that are bookkeeping of the process, not settings of the experiment: never logged as params.
 UNLOGGED_KEYS = ("trial",)
+
+
+@dataclass(frozen=True)
+class InputData:
+    """One dataset a run read, as MLflow's dataset tracking records it (the run page's Datasets)."""
+
+    name: str  # one name per split: MLflow keeps one context per (name, digest) in a run
+    digest: str  # at most 36 characters
+    source: str  # a local folder or file
+    context: str  # the split's role: "train", "validation", "test"
+    rows: int
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,16 @@ class RunRecorder:
 
     def log_artifacts(self, folder: Path, path: str | None = None) -> None:
         self.client.log_artifacts(self.run_id, str(folder), path)
+
+    def log_inputs(self, inputs: Iterable[InputData]) -> None:
+        """Record the datasets the run read, each with its role as MLflow's dataset context."""
+        datasets = []
+        for data in inputs:
+            source = LocalArtifactDatasetSource(data.source)
+            profile = json.dumps({"num_rows": data.rows})
+            dataset = Dataset(data.name, data.digest, source._get_source_type(), source.to_json(), profile=profile)
+            datasets.append(DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, data.context)]))
+        self.client.log_inputs(self.run_id, datasets=datasets)
 
     def log_config(self, cfg: DictConfig) -> None:
         """The resolved config as flat params and as config.yaml (bookkeeping sections left out)."""

@@ -12,6 +12,9 @@ from fruitlab.errors import TrackingError
 DEFAULT_STORE = Path("mlruns")
 DEFAULT_URI = f"sqlite:///{DEFAULT_STORE / 'mlflow.db'}"
 REACH_TIMEOUT_S = 10  # one quick look instead of MLflow's retries, which last minutes on a dead address
+# MLflow 3's declared kind of an experiment: a model-training ("Machine learning") one, not a GenAI one.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"
 
 
 def resolve_uri(uri: str | None = None) -> str:
@@ -52,7 +55,7 @@ def check_reachable(uri: str) -> None:
     elif "://" in uri and not uri.startswith(("sqlite:", "file:")):
         import sqlalchemy
 
-        shown = sqlalchemy.engine.make_url(uri).render_as_string(hide_password=True)
+        shown = shown_uri(uri)
         try:
             sqlalchemy.create_engine(uri, connect_args=_connect_timeout(uri)).connect().close()
         except ImportError as error:
@@ -66,6 +69,15 @@ def check_reachable(uri: str) -> None:
                 f"cannot connect to the tracking database tracking.uri={shown} ({reason}); "
                 "check the server, the database name and the credentials."
             ) from error
+
+
+def shown_uri(uri: str) -> str:
+    """`uri` as it may be printed: a database password is masked."""
+    if "://" not in uri or uri.startswith(("sqlite:", "file:", "http://", "https://")):
+        return uri
+    import sqlalchemy
+
+    return sqlalchemy.engine.make_url(uri).render_as_string(hide_password=True)
 
 
 def _connect_timeout(uri: str) -> dict[str, int]:
@@ -104,7 +116,8 @@ def activate_store(uri: str) -> None:
 
 
 def ensure_experiment(name: str, uri: str) -> str:
-    """Id of experiment `name`, created if needed. Local stores keep its artifacts under <store>/artifacts;
+    """Id of experiment `name`, created if needed, as a model-training experiment (MLflow 3's experiment-kind
+    tag; an existing experiment is left as it is). Local stores keep its artifacts under <store>/artifacts;
     a tracking server chooses its own artifact root."""
     client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name(name)
@@ -114,6 +127,8 @@ def ensure_experiment(name: str, uri: str) -> str:
     if uri.startswith("sqlite:///"):
         location = (store_root(uri) / "artifacts" / slug(name)).as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(
+            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
+        )
     except MlflowException:  # created meanwhile by a concurrent worker
         return client.get_experiment_by_name(name).experiment_id

@@ -1,10 +1,13 @@
-"""Lightning callbacks that keep a run honest: exact resumption and a stop on divergence."""
+"""Lightning callbacks that keep a run honest (exact resumption, a stop on divergence) and its console short."""
 
 import math
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+from omegaconf import DictConfig
 
 from fruitlab.errors import NonFiniteLossError
 
@@ -38,3 +41,22 @@ class FiniteLossGuard(pl.Callback):
             f"({type(optimizer).__name__}, lr={optimizer.param_groups[0]['lr']:g}); "
             "lower lr, add a scheduler or change the optimizer."
         )
+
+
+class TrainingProgressBar(TQDMProgressBar):
+    """One progress bar per training epoch; validation and testing show none (their results are the epoch's
+    metrics and the run's summary), which keeps a run's console log a few lines long."""
+
+    def init_sanity_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+    def init_validation_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+    def init_test_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+
+def progress_bars(cfg: DictConfig) -> list[pl.Callback]:
+    """The training-only bar, unless the trainer shows none or `verbose` asks for Lightning's own bars."""
+    return [TrainingProgressBar()] if cfg.trainer.get("enable_progress_bar", True) and not cfg.verbose else []

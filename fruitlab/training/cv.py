@@ -38,10 +38,12 @@ from fruitlab.training.transfer import apply_transfer
 
 
 def fold_datamodule(
-    datamodule: TensorImageDataModule, pool: ImageTensors, train_index: np.ndarray, val_index: np.ndarray
+    datamodule: TensorImageDataModule, pool: ImageTensors, train_index: np.ndarray, val_index: np.ndarray, rule: tuple
 ) -> TensorImageDataModule:
-    """`datamodule` with its train and validation splits replaced by rows of `pool` (test set unchanged)."""
+    """`datamodule` with its train and validation splits replaced by rows of `pool` (test set unchanged), drawn
+    by `rule` (the folds, their seed and this fold's number)."""
     fold = copy.copy(datamodule)  # shallow: shares the loaded tensors and the test set
+    fold.split_rule = rule
     fold.train = ImageTensors(pool.images[train_index], pool.labels[train_index])
     fold.val = ImageTensors(pool.images[val_index], pool.labels[val_index])
     return fold
@@ -133,7 +135,8 @@ def cross_validate(cfg: DictConfig, hooks: TrainingHooks | None = None) -> FitRe
         recorder.log_metrics({"cv_folds": folds, "cv_pool_size": len(pool.labels)})
         results, histories = [], {}
         for fold, (train_index, val_index) in enumerate(splits):
-            fold_data = fold_datamodule(datamodule, pool, train_index, val_index)
+            rule = ("cv", folds, cfg.seed, fold)
+            fold_data = fold_datamodule(datamodule, pool, train_index, val_index, rule)
             metrics, histories[f"fold {fold}"] = run_fold(cfg, fold_data, fold, recorder, experiment_id, uri, hooks)
             results.append(metrics)
             if hooks and hooks.stopped_early():

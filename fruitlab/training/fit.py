@@ -27,7 +27,7 @@ from fruitlab.tracking.models import log_torch_model
 from fruitlab.tracking.registry import register_model
 from fruitlab.tracking.runs import RunRecorder, tracked_run
 from fruitlab.tracking.store import checkpoint_dir, ensure_experiment, use_store
-from fruitlab.training.callbacks import FiniteLossGuard, RngStateInCheckpoint
+from fruitlab.training.callbacks import FiniteLossGuard, RngStateInCheckpoint, progress_bars
 from fruitlab.training.hooks import FitResult, TrainingHooks
 from fruitlab.training.module import ClassifierModule
 from fruitlab.training.record import record_setup
@@ -101,7 +101,7 @@ def train(
         dirpath=directory, monitor=cfg.objective.metric, mode=mode, save_last=True, save_on_train_epoch_end=True
     )
     metrics_logger = EpochMetricsLogger(recorder)
-    callbacks = [checkpoint, metrics_logger, RngStateInCheckpoint(), FiniteLossGuard()]
+    callbacks = [checkpoint, metrics_logger, RngStateInCheckpoint(), FiniteLossGuard(), *progress_bars(cfg)]
     callbacks += hooks.callbacks() if hooks else []
     if (early_stopping := build_early_stopping(cfg.get("early_stopping"), recorder)) is not None:
         callbacks.append(early_stopping)

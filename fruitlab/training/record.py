@@ -8,7 +8,7 @@ from fruitlab.data.augment import BatchAugmentation
 from fruitlab.data.base import TensorImageDataModule
 from fruitlab.models import count_parameters
 from fruitlab.plotting import image_grid, spread_sample
-from fruitlab.tracking.runs import RunRecorder, git_commit
+from fruitlab.tracking.runs import InputData, RunRecorder, git_commit
 from fruitlab.training.module import ClassifierModule
 
 # Overrides that identify a sweep trial to its job: bookkeeping, not part of the experiment's command.
@@ -30,11 +30,19 @@ def record_config(recorder: RunRecorder, cfg: DictConfig, datamodule: TensorImag
     recorder.log_dict({"classes": datamodule.classes}, "classes.json")
 
 
+def record_datasets(recorder: RunRecorder, cfg: DictConfig, datamodule: TensorImageDataModule) -> None:
+    """The train, validation and test splits as the run's MLflow datasets, named `<data.name>-<split>`."""
+    recorder.log_inputs(
+        InputData(f"{cfg.data.name}-{s.split}", s.digest, s.source, s.split, s.size) for s in datamodule.split_sources()
+    )
+
+
 def record_setup(
     recorder: RunRecorder, cfg: DictConfig, datamodule: TensorImageDataModule, module: ClassifierModule
 ) -> None:
-    """`record_config`, then the sizes of the model and the splits, and the augmentation."""
+    """`record_config`, the splits as datasets, then the sizes of the model and the splits, and the augmentation."""
     record_config(recorder, cfg, datamodule)
+    record_datasets(recorder, cfg, datamodule)
     recorder.log_metrics(
         {
             "num_parameters": count_parameters(module.classifier.backbone),
