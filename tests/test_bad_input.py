@@ -6,20 +6,11 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import FAST, compose_config, run_cli
+from conftest import FAST, compose_config, one_line_error, run_cli
 
 from fruitlab.data.imagefolder import embedded_sample
 from fruitlab.errors import ConfigError, NonFiniteLossError
 from fruitlab.training.fit import fit
-
-
-def one_line_error(result) -> str:
-    """The error line of a failed command, after checking that it is the only thing the user must read."""
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("fruitlab: error: ")
-    return line
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from fruitlab.commands.common import MODEL_HELP, command_parser, run_or_exit
+from fruitlab.commands.common import add_model_argument, command_parser, run_or_exit
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def parser() -> argparse.ArgumentParser:
     p = command_parser("serve", __doc__)
-    p.add_argument("model", help=MODEL_HELP)
+    add_model_argument(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--max-bytes", type=int, default=10 * 1024 * 1024, help="largest accepted upload")
