@@ -39,7 +39,9 @@ def plant_pickle(uri: str, marker: Path, metadata: dict) -> str:
     use_store(uri)
     with tracked_run(uri, ensure_experiment("planted", uri)) as recorder:
         example = np.zeros((2, 3, 8, 8), dtype=np.float32)
-        log_torch_model(recorder, Payload(marker), example, {"classes": [str(i) for i in range(10)], **metadata}, "pickle")
+        log_torch_model(
+            recorder, Payload(marker), example, {"classes": [str(i) for i in range(10)], **metadata}, "pickle"
+        )
     marker.unlink(missing_ok=True)  # MLflow may load what it logs to check its input example
     return recorder.run_id
 
