@@ -18,8 +18,8 @@ from fruitlab.training.fit import fit
     [
         ("data=nope", "data=nope is not a config option; valid data options: cifar10, cifar100, fruits360,"),
         ("optim=sgdd", "optim=sgdd is not a config option; valid optim options: adadelta, adam"),
-        ("lr=abc", "lr='abc' is not a number; give e.g. lr=1.0"),
-        ("trainer.max_epochs=ten", "trainer.max_epochs='ten' is not a whole number"),
+        ("lr=abc", "lr='abc' is not allowed: give a number > 0, e.g. lr=0.001."),
+        ("trainer.max_epochs=ten", "trainer.max_epochs='ten' is not allowed: give a whole number >= 1"),
         ("lr=[0.1", "cannot parse the override 'lr=[0.1'"),
         ("epochs=3", "Could not override 'epochs'. To append to your config use +epochs=3"),
     ],
@@ -31,7 +31,7 @@ def test_config_mistakes_are_one_line_naming_the_value(override: str, expected: 
 def test_verbose_or_hydra_full_error_shows_the_traceback() -> None:
     assert "Traceback" in run_cli("data=nope", env={**os.environ, "HYDRA_FULL_ERROR": "1"}).stderr
     result = run_cli("lr=abc", "verbose=true")
-    assert "Traceback" in result.stderr and result.stderr.strip().endswith("give e.g. lr=1.0.")
+    assert "Traceback" in result.stderr and result.stderr.strip().endswith("e.g. lr=0.001.")
 
 
 def test_a_wrong_optimizer_value_fails_the_run_naming_it(store: str) -> None:

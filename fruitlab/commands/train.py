@@ -16,7 +16,7 @@ import hydra
 from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
 
-from fruitlab.config import check_types, config_dir, register_resolvers
+from fruitlab.config import config_dir, register_resolvers, validate_config
 from fruitlab.errors import FruitlabError, RunInterrupted, print_error
 
 if TYPE_CHECKING:
@@ -31,7 +31,10 @@ register_resolvers()
 
 def train(cfg: DictConfig) -> FitResult | TrialReport:
     """One training run of `cfg`; a sweep trial's job (its identity in `cfg.trial`) runs as that trial."""
-    check_types(cfg)  # before torch is imported: a mistyped value answers at once
+    validate_config(cfg)  # before torch is imported: a bad value answers at once
+    from fruitlab.models import check_image_size
+
+    check_image_size(cfg.model.name, cfg.data.get("image_size"))
     from fruitlab.training.fit import fit
 
     if cfg.get("trial") is None:
