@@ -90,7 +90,7 @@ def main() -> None:
         model = untrained(args.model, args.num_classes, input_shape)
     else:
         use_store(args.tracking_uri)
-        model, input_shape = load_eager(args.model, args.allow_pickle)
+        model, input_shape = load_eager(args.model, args.allow_pickle or None)
     calls = runtimes(model, input_shape, args.threads)
 
     setup = f"input {input_shape}, {args.threads} thread(s), {args.repeats} runs after {args.warmup} warm-up"

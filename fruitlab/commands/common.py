@@ -34,7 +34,8 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-pickle",
         action="store_true",
-        help="load a model stored as a Python pickle, which runs any code its author put in it (default: refuse)",
+        help="load a model stored as a Python pickle, which runs any code its author put in it (default: refuse, "
+        "unless FRUITLAB_ALLOW_PICKLE=1)",
     )
 
 

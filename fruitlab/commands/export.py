@@ -28,7 +28,7 @@ def export(
     atol: float = 1e-4,
     log: bool = True,
     tracking_uri: str | None = None,
-    allow_pickle: bool = False,
+    allow_pickle: bool | None = None,
 ) -> ExportReport:
     from fruitlab.serving.export import export_model, log_export
     from fruitlab.serving.models import load_recorded_model
@@ -46,7 +46,7 @@ def export(
 def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
     report = run_or_exit(
-        lambda: export(args.model, args.out, args.atol, not args.no_log, args.tracking_uri, args.allow_pickle),
+        lambda: export(args.model, args.out, args.atol, not args.no_log, args.tracking_uri, args.allow_pickle or None),
         args.verbose,
     )
     print(f"TorchScript: {report.torchscript} (max |diff| {report.torchscript_max_abs_diff:.2e})")

@@ -36,7 +36,7 @@ def quantize(
     calibration_batches: int = 8,
     register: str | None = None,
     tracking_uri: str | None = None,
-    allow_pickle: bool = False,
+    allow_pickle: bool | None = None,
 ) -> QuantizationReport:
     from fruitlab.serving.models import load_recorded_model
     from fruitlab.serving.quantize import quantize_recorded_model
@@ -50,7 +50,7 @@ def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
     report = run_or_exit(
         lambda: quantize(
-            args.model, args.mode, args.calibration_batches, args.register, args.tracking_uri, args.allow_pickle
+            args.model, args.mode, args.calibration_batches, args.register, args.tracking_uri, args.allow_pickle or None
         ),
         args.verbose,
     )

@@ -62,7 +62,9 @@ def check_limits(limits: Limits) -> None:
             raise ConfigError(f"--{name.replace('_', '-')}={value} is not allowed: give a whole number >= 1.")
 
 
-def serving_app(model: str, limits: Limits, tracking_uri: str | None = None, allow_pickle: bool = False) -> FastAPI:
+def serving_app(
+    model: str, limits: Limits, tracking_uri: str | None = None, allow_pickle: bool | None = None
+) -> FastAPI:
     from fruitlab.serving.app import create_app
     from fruitlab.serving.models import load_recorded_model
     from fruitlab.tracking.store import use_store
@@ -80,7 +82,7 @@ def main(argv: list[str]) -> None:
 
         check_exposure(args.host, args.token, args.insecure)
         limits = Limits(args.max_bytes, args.max_side, args.max_concurrent, args.token or None)
-        return serving_app(args.model, limits, args.tracking_uri, args.allow_pickle)
+        return serving_app(args.model, limits, args.tracking_uri, args.allow_pickle or None)
 
     served = run_or_exit(app, args.verbose)
     import uvicorn
