@@ -64,14 +64,8 @@ def lightning_epochs(dm: ImageFolderDataModule, model: str, epochs: int, store: 
     with tracked_run(store, ensure_experiment("bench", store)) as recorder:
         timer = TimedEpochs(recorder)
         trainer = pl.Trainer(
-            max_epochs=epochs,
-            accelerator="cpu",
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
+            max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
             callbacks=[timer],
         )
         trainer.fit(module, train_dataloaders=dm.train_dataloader())
@@ -139,10 +133,8 @@ def main() -> None:
 
     dm = ImageFolderDataModule(root=args.data, batch_size=64)
     dm.setup()
-    print(
-        f"data: {args.data} ({len(dm.train.labels)} training images, 32x32), model {args.model}, "
-        f"batch 64, {torch.get_num_threads()} torch threads"
-    )
+    print(f"data: {args.data} ({len(dm.train.labels)} training images, 32x32), model {args.model}, "
+          f"batch 64, {torch.get_num_threads()} torch threads")
     with tempfile.TemporaryDirectory() as tmp:
         store = resolve_uri(f"sqlite:///{tmp}/mlflow.db")
         # Alternate the two loops so that drift in machine load hits both alike.
@@ -159,30 +151,14 @@ def main() -> None:
 
     print("| measure | value | goal | |")
     print("|---|---|---|---|")
-    print(
-        row(
-            "(a) Lightning / plain PyTorch epoch time",
-            f"{ratio_a:.3f} ({statistics.median(lightning):.2f} s vs {statistics.median(plain):.2f} s)",
-            "<= 1.05",
-            ratio_a <= 1.05,
-        )
-    )
-    print(
-        row(
-            "(b) ImageFolder decode / tensor cache, per epoch",
-            f"{decoded / cached:.0f}x ({decoded:.2f} s vs {cached:.3f} s)",
-            ">= 10x",
-            decoded / cached >= 10,
-        )
-    )
-    print(
-        row(
-            "(c) MLflow logging share of epoch time",
-            f"{100 * share_c:.2f} % ({1000 * statistics.median(logging):.1f} ms per epoch)",
-            "<= 2 %",
-            share_c <= 0.02,
-        )
-    )
+    print(row("(a) Lightning / plain PyTorch epoch time",
+              f"{ratio_a:.3f} ({statistics.median(lightning):.2f} s vs {statistics.median(plain):.2f} s)",
+              "<= 1.05", ratio_a <= 1.05))
+    print(row("(b) ImageFolder decode / tensor cache, per epoch",
+              f"{decoded / cached:.0f}x ({decoded:.2f} s vs {cached:.3f} s)", ">= 10x", decoded / cached >= 10))
+    print(row("(c) MLflow logging share of epoch time",
+              f"{100 * share_c:.2f} % ({1000 * statistics.median(logging):.1f} ms per epoch)", "<= 2 %",
+              share_c <= 0.02))
     print(row("(d) `python -m fruitlab --help` wall time", f"{help_s:.2f} s", "<= 1.5 s", help_s <= 1.5))
 
 
