@@ -79,6 +79,17 @@ def run_cli(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedP
     )
 
 
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    """The error line of a failed command, after checking that it is the only thing the user must read: exit
+    code 2, no traceback, one `fruitlab: error:` line, and it is the last."""
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("fruitlab: error: ")]
+    assert len(errors) == 1, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == errors[0]
+    return errors[0]
+
+
 @dataclass(frozen=True)
 class FinishedSweep:
     uri: str

@@ -6,20 +6,11 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import FAST, compose_config, run_cli
+from conftest import FAST, compose_config, one_line_error, run_cli
 
 from fruitlab.data.imagefolder import embedded_sample
 from fruitlab.errors import ConfigError, NonFiniteLossError
 from fruitlab.training.fit import fit
-
-
-def one_line_error(result) -> str:
-    """The error line of a failed command, after checking that it is the only thing the user must read."""
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("fruitlab: error: ")
-    return line
 
 
 @pytest.mark.parametrize(
@@ -27,8 +18,8 @@ def one_line_error(result) -> str:
     [
         ("data=nope", "data=nope is not a config option; valid data options: cifar10, cifar100, fruits360,"),
         ("optim=sgdd", "optim=sgdd is not a config option; did you mean sgd? valid optim options: adadelta, adam"),
-        ("lr=abc", "lr='abc' is not a number; give e.g. lr=1.0"),
-        ("trainer.max_epochs=ten", "trainer.max_epochs='ten' is not a whole number"),
+        ("lr=abc", "lr='abc' is not allowed: give a number > 0, e.g. lr=0.001."),
+        ("trainer.max_epochs=ten", "trainer.max_epochs='ten' is not allowed: give a whole number >= 1"),
         ("lr=[0.1", "cannot parse the override 'lr=[0.1'"),
         ("epochs=3", "there is no key epochs in the config; did you mean trainer.max_epochs? (+epochs=VALUE adds"),
     ],
@@ -40,7 +31,7 @@ def test_config_mistakes_are_one_line_naming_the_value(override: str, expected: 
 def test_verbose_or_hydra_full_error_shows_the_traceback() -> None:
     assert "Traceback" in run_cli("data=nope", env={**os.environ, "HYDRA_FULL_ERROR": "1"}).stderr
     result = run_cli("lr=abc", "verbose=true")
-    assert "Traceback" in result.stderr and result.stderr.strip().endswith("give e.g. lr=1.0.")
+    assert "Traceback" in result.stderr and result.stderr.strip().endswith("e.g. lr=0.001.")
 
 
 def test_a_wrong_optimizer_value_fails_the_run_naming_it(store: str) -> None:

@@ -1,14 +1,79 @@
-"""fruitlab's models pass MLflow's strict loading, which refuses pickle (checkpoints loading as plain tensors is
-checked in test_interrupt_resume.py)."""
+"""No code runs from a model file: fruitlab's own models load with pickle refused, and a planted pickle payload
+(which would create a marker file when unpickled) is refused by every command that loads a model, even when its
+metadata claims it is one of fruitlab's int8 TorchScript models (checkpoints loading as plain tensors is checked
+in test_interrupt_resume.py)."""
+
+import contextlib
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 import torch
-from conftest import FAST, compose_config
+from conftest import FAST, compose_config, one_line_error, run_cli
 from mlflow.exceptions import MlflowException
+from torch import nn
 
+from fruitlab.commands.export import export
+from fruitlab.errors import ConfigError, ModelError
+from fruitlab.tracking.models import describe_logged_model, load_logged_model, log_torch_model
+from fruitlab.tracking.runs import tracked_run
+from fruitlab.tracking.store import ensure_experiment, use_store
 from fruitlab.training.fit import fit
+
+
+class Payload(nn.Linear):
+    """A module whose unpickling creates the file `marker` (instead of rebuilding the module): what a hostile
+    model file could do with any code."""
+
+    def __init__(self, marker: Path) -> None:
+        super().__init__(8, 10)
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple:
+        return (open, (self.marker, "w"))
+
+
+def plant_pickle(uri: str, marker: Path, metadata: dict) -> str:
+    """A run whose logged model is the payload in MLflow's pickle format, with fruitlab's metadata."""
+    use_store(uri)
+    with tracked_run(uri, ensure_experiment("planted", uri)) as recorder:
+        example = np.zeros((2, 3, 8, 8), dtype=np.float32)
+        log_torch_model(
+            recorder, Payload(marker), example, {"classes": [str(i) for i in range(10)], **metadata}, "pickle"
+        )
+    marker.unlink(missing_ok=True)  # MLflow may load what it logs to check its input example
+    return recorder.run_id
+
+
+@pytest.fixture(params=[{}, {"quantization": "int8-static"}], ids=["pickle", "pickle-claiming-int8"])
+def planted(request: pytest.FixtureRequest, store: str, tmp_path: Path) -> tuple[str, str, Path]:
+    marker = tmp_path / "code-ran"
+    return store, plant_pickle(store, marker, request.param), marker
+
+
+def test_serve_refuses_a_planted_pickle_in_one_line(planted: tuple[str, str, Path]) -> None:
+    uri, run_id, marker = planted
+    line = one_line_error(run_cli("serve", run_id, "--tracking-uri", uri, "--port", "9", timeout=300))
+    assert run_id in line and "--allow-pickle" in line and "pickle" in line
+    assert not marker.exists()
+
+
+def test_init_from_and_export_refuse_a_planted_pickle(planted: tuple[str, str, Path], tmp_path: Path) -> None:
+    uri, run_id, marker = planted
+    with pytest.raises(ConfigError, match=f"{run_id}.*--allow-pickle"):
+        fit(compose_config("model=lenet", *FAST, f"tracking.uri={uri}", f"model.init_from={run_id}"))
+    with pytest.raises(ModelError, match=f"{run_id}.*--allow-pickle"):
+        export(run_id, tmp_path / "exports", tracking_uri=uri)
+    assert not marker.exists()
+
+
+def test_the_opt_in_loads_the_pickle_so_the_payload_is_real(store: str, tmp_path: Path) -> None:
+    marker = tmp_path / "code-ran"
+    run_id = plant_pickle(store, marker, {})
+    with contextlib.suppress(AttributeError):  # what the payload returns is a file, not a module
+        load_logged_model(describe_logged_model(run_id), allow_pickle=True)
+    assert marker.exists()
 
 
 def test_with_pickle_refused_fruitlab_models_load_and_pickled_ones_do_not(
@@ -20,6 +85,7 @@ def test_with_pickle_refused_fruitlab_models_load_and_pickled_ones_do_not(
     with mlflow.start_run() as pickled:
         mlflow.pytorch.log_model(torch.nn.Linear(2, 2), name="model", serialization_format="pickle")
 
+    assert load_logged_model(describe_logged_model(trained.info.run_id))(torch.rand(2, 3, 32, 32)).shape == (2, 10)
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")  # MLflow checks archives for pickle
     model = mlflow.pyfunc.load_model(f"runs:/{trained.info.run_id}/model")
     assert model.predict(np.random.rand(2, 3, 32, 32).astype(np.float32)).shape == (2, 10)

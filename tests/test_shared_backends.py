@@ -2,9 +2,6 @@
 store does."""
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +9,9 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-import requests
 from conftest import FAST, metric_histories, run_cli
-from pg import PostgresServer, free_port
+from mlflow_server import mlflow_server
+from pg import PostgresServer
 
 from fruitlab.data.imagefolder import ImageFolderDataModule
 from fruitlab.training.fit import fit
@@ -27,36 +24,8 @@ RUN = ["model=lenet", *FAST]
 def tracking_server(postgres: PostgresServer, tmp_path: Path) -> Iterator[str]:
     """`mlflow server` with a PostgreSQL backend store and a local artifact root, on a free port."""
     backend = postgres.create_database(f"mlflow_{os.getpid()}_{time.monotonic_ns()}")
-    port = free_port()
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend]
-    command += ["--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    with (tmp_path / "server.log").open("w") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, server, tmp_path / "server.log")
+    with mlflow_server(backend, tmp_path) as url:
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and the workers it started
-        try:
-            server.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # it waits for this test's idle keep-alive connections
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-
-
-def wait_until_healthy(url: str, server: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, f"mlflow server exited: {log.read_text()[-2000:]}"
-        try:
-            if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"mlflow server did not answer in {timeout} s: {log.read_text()[-2000:]}")
 
 
 def recorded(uri: str) -> dict[str, object]:

@@ -28,6 +28,17 @@ def command_parser(verb: str, description: str, epilog: str | None = None) -> ar
     return parser
 
 
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    """The recorded model a command reads, and the opt-in to load one stored as a Python pickle."""
+    parser.add_argument("model", help=MODEL_HELP)
+    parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="load a model stored as a Python pickle, which runs any code its author put in it (default: refuse, "
+        "unless FRUITLAB_ALLOW_PICKLE=1)",
+    )
+
+
 def run_or_exit(work: Callable[[], T], verbose: bool) -> T:
     """`work()`, or one line on stderr and exit code 2 when it fails on a user's mistake (a bad value, a
     missing run, a bad override)."""

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fruitlab.commands.common import MODEL_HELP, command_parser, run_or_exit
+from fruitlab.commands.common import add_model_argument, command_parser, run_or_exit
 
 if TYPE_CHECKING:
     from fruitlab.serving.export import ExportReport
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def parser() -> argparse.ArgumentParser:
     p = command_parser("export", __doc__)
-    p.add_argument("model", help=MODEL_HELP)
+    add_model_argument(p)
     p.add_argument("--out", type=Path, default=Path("exports"), help="folder for the files (default: exports/<run_id>)")
     p.add_argument("--atol", type=float, default=1e-4, help="largest accepted difference in probability")
     p.add_argument("--no-log", action="store_true", help="write the files without logging them to the run")
@@ -23,7 +23,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def export(
-    model: str, out: Path, atol: float = 1e-4, log: bool = True, tracking_uri: str | None = None
+    model: str,
+    out: Path,
+    atol: float = 1e-4,
+    log: bool = True,
+    tracking_uri: str | None = None,
+    allow_pickle: bool | None = None,
 ) -> ExportReport:
     from fruitlab.serving.export import export_model, log_export
     from fruitlab.serving.models import load_recorded_model
@@ -31,7 +36,7 @@ def export(
     from fruitlab.tracking.store import use_store
 
     uri = use_store(tracking_uri)
-    recorded = load_recorded_model(model)
+    recorded = load_recorded_model(model, allow_pickle)
     report = export_model(recorded, out / recorded.run_id, atol)
     if log:
         log_export(RunRecorder.of(uri, recorded.run_id), report)
@@ -41,7 +46,8 @@ def export(
 def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
     report = run_or_exit(
-        lambda: export(args.model, args.out, args.atol, not args.no_log, args.tracking_uri), args.verbose
+        lambda: export(args.model, args.out, args.atol, not args.no_log, args.tracking_uri, args.allow_pickle or None),
+        args.verbose,
     )
     print(f"TorchScript: {report.torchscript} (max |diff| {report.torchscript_max_abs_diff:.2e})")
     print(f"ONNX:        {report.onnx} (ONNX Runtime max |diff| {report.onnx_max_abs_diff:.2e})")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from fruitlab.commands.common import MODEL_HELP, command_parser, run_or_exit
+from fruitlab.commands.common import add_model_argument, command_parser, run_or_exit
 
 if TYPE_CHECKING:
     from fruitlab.serving.quantize import QuantizationReport
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def parser() -> argparse.ArgumentParser:
     p = command_parser("quantize", __doc__)
-    p.add_argument("model", help=MODEL_HELP)
+    add_model_argument(p)
     p.add_argument(
         "--mode",
         default="auto",
@@ -36,19 +36,22 @@ def quantize(
     calibration_batches: int = 8,
     register: str | None = None,
     tracking_uri: str | None = None,
+    allow_pickle: bool | None = None,
 ) -> QuantizationReport:
     from fruitlab.serving.models import load_recorded_model
     from fruitlab.serving.quantize import quantize_recorded_model
     from fruitlab.tracking.store import use_store
 
     uri = use_store(tracking_uri)
-    return quantize_recorded_model(uri, load_recorded_model(model), mode, calibration_batches, register)
+    return quantize_recorded_model(uri, load_recorded_model(model, allow_pickle), mode, calibration_batches, register)
 
 
 def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
     report = run_or_exit(
-        lambda: quantize(args.model, args.mode, args.calibration_batches, args.register, args.tracking_uri),
+        lambda: quantize(
+            args.model, args.mode, args.calibration_batches, args.register, args.tracking_uri, args.allow_pickle or None
+        ),
         args.verbose,
     )
     m = report.metrics

@@ -1,43 +1,90 @@
 """`fruitlab serve MODEL`: serve a recorded model over HTTP.
 
 POST /predict with an image file (multipart field `file`) returns {"label", "probabilities"} with the
-probability of every class by name; GET /health describes the model. For example:
-  curl -F file=@apple.jpg http://127.0.0.1:8000/predict
+probability of every class by name; POST /predict/pixels takes {"inputs": [[[...]]]} (pixels in [0, 1]);
+GET /health describes the model. For example:
+  curl -H "Authorization: Bearer $FRUITLAB_SERVE_TOKEN" -F file=@apple.jpg http://127.0.0.1:8000/predict
+
+With a token (--token or $FRUITLAB_SERVE_TOKEN) every request needs it, the docs included. Listening on an
+address other than loopback needs a token, or --insecure to accept that anyone who reaches the port uses it.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import os
 from typing import TYPE_CHECKING
 
-from fruitlab.commands.common import MODEL_HELP, command_parser, run_or_exit
+from fruitlab.commands.common import add_model_argument, command_parser, run_or_exit
+from fruitlab.errors import ConfigError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from fruitlab.serving.app import Limits
+
+TOKEN_ENV = "FRUITLAB_SERVE_TOKEN"
+
 
 def parser() -> argparse.ArgumentParser:
     p = command_parser("serve", __doc__)
-    p.add_argument("model", help=MODEL_HELP)
+    add_model_argument(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--max-bytes", type=int, default=10 * 1024 * 1024, help="largest accepted upload")
     p.add_argument("--max-side", type=int, default=4096, help="largest accepted image width or height")
+    p.add_argument("--max-concurrent", type=int, default=4, help="requests in progress at once; more get 503")
+    p.add_argument(
+        "--token", default=os.environ.get(TOKEN_ENV), help=f"bearer token every request needs (${TOKEN_ENV})"
+    )
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback --host without a token")
     return p
 
 
-def serving_app(model: str, max_bytes: int, max_side: int, tracking_uri: str | None = None) -> FastAPI:
+def check_exposure(host: str, token: str | None, insecure: bool) -> None:
+    """Refuse to serve without a token on an address others can reach, unless the user said so."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not (loopback or token or insecure):
+        raise ConfigError(
+            f"--host {host} lets other machines use the model without a token; give --token (or set {TOKEN_ENV}), "
+            "or pass --insecure if that is intended."
+        )
+
+
+def check_limits(limits: Limits) -> None:
+    for name in ("max_bytes", "max_side", "max_concurrent"):
+        value = getattr(limits, name)
+        if value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')}={value} is not allowed: give a whole number >= 1.")
+
+
+def serving_app(
+    model: str, limits: Limits, tracking_uri: str | None = None, allow_pickle: bool | None = None
+) -> FastAPI:
     from fruitlab.serving.app import create_app
     from fruitlab.serving.models import load_recorded_model
     from fruitlab.tracking.store import use_store
 
+    check_limits(limits)
     use_store(tracking_uri)
-    return create_app(load_recorded_model(model), max_bytes, max_side)
+    return create_app(load_recorded_model(model, allow_pickle), limits)
 
 
 def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
-    app = run_or_exit(lambda: serving_app(args.model, args.max_bytes, args.max_side, args.tracking_uri), args.verbose)
+
+    def app() -> FastAPI:
+        from fruitlab.serving.app import Limits
+
+        check_exposure(args.host, args.token, args.insecure)
+        limits = Limits(args.max_bytes, args.max_side, args.max_concurrent, args.token or None)
+        return serving_app(args.model, limits, args.tracking_uri, args.allow_pickle or None)
+
+    served = run_or_exit(app, args.verbose)
     import uvicorn
 
-    uvicorn.run(app, host=args.host, port=args.port)
+    uvicorn.run(served, host=args.host, port=args.port)

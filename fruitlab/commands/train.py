@@ -20,7 +20,7 @@ from hydra.errors import CompactHydraException, MissingConfigException, Override
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from fruitlab.config import check_types, config_dir, register_resolvers
+from fruitlab.config import config_dir, register_resolvers, validate_config
 from fruitlab.errors import FruitlabError, RunInterrupted, print_error
 
 if TYPE_CHECKING:
@@ -35,8 +35,11 @@ register_resolvers()
 
 def train(cfg: DictConfig) -> FitResult | TrialReport:
     """One training run of `cfg`; a sweep trial's job (its identity in `cfg.trial`) runs as that trial."""
-    check_types(cfg)  # before torch is imported: a mistyped value answers at once
+    validate_config(cfg)  # before torch is imported: a bad value answers at once
     from fruitlab.commands.console import tidy_console
+    from fruitlab.models import check_image_size
+
+    check_image_size(cfg.model.name, cfg.data.get("image_size"))
     from fruitlab.training.fit import fit
 
     tidy_console(cfg.verbose)

@@ -9,16 +9,25 @@ from fruitlab.models.classifier import (
     build_classifier,
     to_unit_float,
 )
-from fruitlab.models.registry import count_parameters, get_model, list_models, register_model
+from fruitlab.models.registry import (
+    check_image_size,
+    count_parameters,
+    get_model,
+    list_models,
+    min_image_side,
+    register_model,
+)
 
 __all__ = [
     "MODEL_SETTINGS",
     "ImageClassifier",
     "Probabilities",
     "build_classifier",
+    "check_image_size",
     "count_parameters",
     "get_model",
     "list_models",
+    "min_image_side",
     "register_model",
     "to_unit_float",
 ]

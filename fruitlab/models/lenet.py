@@ -7,7 +7,7 @@ from torch import nn
 from fruitlab.models.registry import register_model
 
 
-@register_model("lenet")
+@register_model("lenet", min_side=16)  # two 5x5 convolutions and two poolings
 def lenet(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     channels, height, width = input_shape
     # Each 5x5 valid convolution trims 4 pixels, each pooling halves.

@@ -89,7 +89,7 @@ class VGG(nn.Module):
 
 
 def _register(name: str, config: VGGConfig) -> None:
-    @register_model(name)
+    @register_model(name, min_side=2 ** len(config.widths))  # each block halves the side
     def build(num_classes: int, input_shape: tuple[int, ...], dropout: float | None = None) -> nn.Module:
         return VGG(config if dropout is None else config.with_dropout(dropout), num_classes, input_shape)
 

@@ -21,9 +21,11 @@ class RecordedModel:
     input_shape: tuple[int, int, int]  # (C, H, W)
 
 
-def load_recorded_model(reference: str) -> RecordedModel:
+def load_recorded_model(reference: str, allow_pickle: bool | None = None) -> RecordedModel:
+    """The model `reference` names, loaded by tracking's one safe path (a pickled model only with `allow_pickle`)."""
     logged = describe_logged_model(reference)
-    return RecordedModel(logged.uri, logged.run_id, load_logged_model(logged), logged.classes, logged.input_shape)
+    module = load_logged_model(logged, allow_pickle)
+    return RecordedModel(logged.uri, logged.run_id, module, logged.classes, logged.input_shape)
 
 
 def rebuild_eager(recorded: RecordedModel, config: DictConfig, preprocess: nn.Module, input_shape: tuple) -> nn.Module:
@@ -36,11 +38,11 @@ def rebuild_eager(recorded: RecordedModel, config: DictConfig, preprocess: nn.Mo
     return model.eval()
 
 
-def load_eager(reference: str) -> tuple[nn.Module, tuple[int, ...]]:
+def load_eager(reference: str, allow_pickle: bool | None = None) -> tuple[nn.Module, tuple[int, ...]]:
     """(class-probability model in eval mode, input shape) for a run id or an MLflow model URI
     (`models:/NAME@champion`, `runs:/RUN_ID/model`) of a fruitlab image classifier whose input is normalised
     images (every model but the PCA ones, whose preprocessing needs the run's data: see serving.quantize)."""
-    recorded = load_recorded_model(reference)
+    recorded = load_recorded_model(reference, allow_pickle)
     channels = recorded.input_shape[0]
     preprocess = Normalize(torch.zeros(channels), torch.ones(channels))  # its fitted buffers are then loaded
     config = load_run_config(recorded.run_id)

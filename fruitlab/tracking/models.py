@@ -1,5 +1,16 @@
-"""Models in the store: logging a run's model, and reading logged models and their runs' records back."""
+"""Models in the store: logging a run's model, and reading logged models and their runs' records back.
 
+Loading is the one safe path of every command that reads a logged model (serve, export, quantize, transfer
+learning, the latency benchmark): only formats that run no Python code load by default. A `torch.export` archive
+is checked by MLflow to hold no pickle before it loads; fruitlab's int8 models load as TorchScript, whose loader
+resolves only TorchScript types, once the file is checked to be a TorchScript archive. A Python pickle runs
+whatever its author put in it, so it is refused unless the caller opts in (--allow-pickle, FRUITLAB_ALLOW_PICKLE=1).
+"""
+
+import os
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +26,8 @@ from fruitlab.errors import ModelError
 from fruitlab.tracking.runs import RunRecorder
 
 MODEL_NAME = "model"  # what every run logs its model as
+ALLOW_PICKLE_ENV = "FRUITLAB_ALLOW_PICKLE"  # the opt-in for pickled models, for callers without --allow-pickle
+MLFLOW_PICKLE_ENV = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 
 
 @dataclass(frozen=True)
@@ -26,6 +39,7 @@ class LoggedModel:
     classes: list[str]
     input_shape: tuple[int, ...]  # one example, (C, H, W)
     quantization: str | None  # "int8-static" / "int8-dynamic" for fruitlab's TorchScript int8 models
+    data_path: str  # the folder of the model's files inside its artifacts (MLflow's pytorch flavor)
 
 
 def model_uri(reference: str) -> str:
@@ -80,20 +94,68 @@ def describe_logged_model(reference: str) -> LoggedModel:
     classes = metadata.get("classes")
     if not classes or info.signature is None:
         raise ModelError(f"model '{reference}' was not logged by fruitlab: it lacks class names or a signature")
+    flavor = info.flavors.get("pytorch")
+    if flavor is None:
+        raise ModelError(f"model '{reference}' is not a PyTorch model: fruitlab serves the models its runs log")
     shape = tuple(info.signature.inputs.inputs[0].shape[1:])
-    return LoggedModel(uri, info.run_id, list(classes), shape, metadata.get("quantization"))
+    quantization = metadata.get("quantization")
+    return LoggedModel(uri, info.run_id, list(classes), shape, quantization, flavor.get("model_data", "data"))
 
 
-def load_logged_model(model: LoggedModel) -> nn.Module:
-    """fruitlab's models as MLflow logged them: torch.export graphs through MLflow's loader, the int8
-    TorchScript models through torch.jit.load, which runs no Python pickle."""
+def pickle_allowed_by_env() -> bool:
+    """The opt-in of callers that have no --allow-pickle option (model.init_from, scripts)."""
+    return os.environ.get(ALLOW_PICKLE_ENV, "").lower() in ("1", "true", "yes")
+
+
+def load_logged_model(model: LoggedModel, allow_pickle: bool | None = None) -> nn.Module:
+    """The logged model as a module, by the format its files have (never by what its metadata claims): a
+    `torch.export` archive through MLflow's loader with pickle refused, fruitlab's int8 TorchScript through
+    torch.jit.load, a Python pickle only when `allow_pickle` (default: $FRUITLAB_ALLOW_PICKLE)."""
+    allow_pickle = pickle_allowed_by_env() if allow_pickle is None else allow_pickle
     try:
-        if model.quantization:
-            local = Path(mlflow.artifacts.download_artifacts(model.uri))
-            return torch.jit.load(str(local / "data" / "model.pth"))
-        return mlflow.pytorch.load_model(model.uri, map_location="cpu")
+        local = Path(mlflow.artifacts.download_artifacts(model.uri))
+        files = local / model.data_path
+        if (files / "model.pt2").is_file():
+            with mlflow_pickle_setting(allowed=False):  # MLflow then checks the archive holds no pickle
+                return mlflow.pytorch.load_model(str(local), map_location="cpu")
+        pickled = files / "model.pth"
+        if model.quantization and is_torchscript_archive(pickled):
+            return torch.jit.load(str(pickled), map_location="cpu")
+        if not allow_pickle:
+            raise ModelError(
+                f"run {model.run_id}'s model ({model.uri}) is stored as a Python pickle, which can run any code "
+                f"when loaded, so fruitlab refuses it; only if you trust whoever wrote it, pass --allow-pickle "
+                f"(or set {ALLOW_PICKLE_ENV}=1)."
+            )
+        with mlflow_pickle_setting(allowed=True):
+            return mlflow.pytorch.load_model(str(local), map_location="cpu")
     except (MlflowException, OSError, RuntimeError) as error:
         raise ModelError(f"cannot load model {model.uri} from {mlflow.get_tracking_uri()}: {error}") from error
+
+
+def is_torchscript_archive(path: Path) -> bool:
+    """Whether `path` is what torch.jit.save writes (a zip of TorchScript code and constants), not a pickle
+    written by torch.save, whose archive has neither."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return any(name.endswith("/constants.pkl") for name in names) and any("/code/" in name for name in names)
+
+
+@contextmanager
+def mlflow_pickle_setting(allowed: bool) -> Iterator[None]:
+    """MLflow's own pickle switch, set for one load and restored after it (MLflow reads it at load time)."""
+    previous = os.environ.get(MLFLOW_PICKLE_ENV)
+    os.environ[MLFLOW_PICKLE_ENV] = str(allowed).lower()
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[MLFLOW_PICKLE_ENV]
+        else:
+            os.environ[MLFLOW_PICKLE_ENV] = previous
 
 
 def load_run_config(run_id: str) -> DictConfig:

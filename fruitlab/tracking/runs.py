@@ -1,6 +1,8 @@
 """An MLflow run's life, and the recorder through which every other layer writes to it."""
 
+import contextlib
 import json
+import logging
 import subprocess
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -16,8 +18,15 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from omegaconf import DictConfig, OmegaConf
 
-from fruitlab.errors import RunInterrupted
-from fruitlab.tracking.store import activate_store
+from fruitlab.errors import RunInterrupted, TrackingError
+from fruitlab.tracking.store import (
+    StoreFile,
+    activate_store,
+    checkpoint_dir,
+    config_copy,
+    is_store_fault,
+    store_failure,
+)
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter value
 BATCH = 100  # MLflow's limit on parameters per log_batch call
@@ -42,14 +51,21 @@ class RunRecorder:
 
     run_id: str
     client: mlflow.MlflowClient = field(repr=False)
+    config_copy: Path | None = None  # where log_config keeps a copy of the config on this machine
+    store_file: StoreFile | None = None  # a SQLite store's file, checked before each epoch's metrics
+
+    def check_store(self) -> None:
+        if self.store_file is not None:
+            self.store_file.check()
 
     @classmethod
     def of(cls, uri: str, run_id: str) -> "RunRecorder":
         """A recorder for an existing run of the store at `uri` (MLflow's active run or not)."""
-        return cls(run_id, mlflow.MlflowClient(uri))
+        return cls(run_id, mlflow.MlflowClient(uri), config_copy(uri, run_id), StoreFile.of(uri))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         """All of `metrics` in one request (one store transaction)."""
+        self.check_store()
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
@@ -95,11 +111,16 @@ class RunRecorder:
         self.client.log_inputs(self.run_id, datasets=datasets)
 
     def log_config(self, cfg: DictConfig) -> None:
-        """The resolved config as flat params and as config.yaml (bookkeeping sections left out)."""
+        """The resolved config as flat params and as config.yaml (bookkeeping sections left out); a copy stays
+        on this machine, so that the run can be redone should its store be lost."""
         resolved = OmegaConf.to_container(cfg, resolve=True)
         settings = {key: value for key, value in resolved.items() if key not in UNLOGGED_KEYS}
+        text = OmegaConf.to_yaml(settings)
+        if self.config_copy is not None:
+            self.config_copy.parent.mkdir(parents=True, exist_ok=True)
+            self.config_copy.write_text(text)
         self.log_params(flatten(settings))
-        self.log_text(OmegaConf.to_yaml(settings), "config.yaml")
+        self.log_text(text, "config.yaml")
 
 
 @contextmanager
@@ -112,30 +133,68 @@ def tracked_run(
 ) -> Iterator[RunRecorder]:
     """Start (or reopen `run_id`) a run in the store at `uri` and always end it: FINISHED, KILLED on Ctrl-C or
     SIGTERM, FAILED with the reason as the `error` tag otherwise. A run is never left RUNNING. The run is also
-    MLflow's active run meanwhile, which MLflow's model-logging functions write to."""
+    MLflow's active run meanwhile, which MLflow's model-logging functions write to.
+
+    A store that fails during the run (deleted, locked, unreachable) ends it with a TrackingError naming the run
+    and the folder of its checkpoints and config, which stay on disk."""
     activate_store(uri)
-    active = mlflow.start_run(
-        run_id=run_id,
-        experiment_id=None if run_id else experiment_id,
-        run_name=run_name,
-        parent_run_id=parent_run_id,
-        nested=mlflow.active_run() is not None,
-    )
-    recorder = RunRecorder(active.info.run_id, mlflow.MlflowClient(uri))
+    try:
+        active = mlflow.start_run(
+            run_id=run_id,
+            experiment_id=None if run_id else experiment_id,
+            run_name=run_name,
+            parent_run_id=parent_run_id,
+            nested=mlflow.active_run() is not None,
+        )
+    except Exception as error:
+        if is_store_fault(error):
+            raise store_failure(uri, error) from error
+        raise
+    recorder = RunRecorder.of(uri, active.info.run_id)
     try:
         yield recorder
     except (KeyboardInterrupt, RunInterrupted) as interruption:
-        recorder.set_tags({"error": str(interruption) or "interrupted"})
-        mlflow.end_run("KILLED")
+        end_run(uri, recorder, "KILLED", str(interruption) or "interrupted")
         if isinstance(interruption, RunInterrupted):
             interruption.run_id = recorder.run_id
         raise
     except BaseException as error:
-        recorder.set_tags({"error": f"{type(error).__name__}: {error}"})
-        mlflow.end_run("FAILED")
+        if is_store_fault(error):
+            raise lost_run(uri, recorder, error) from error
+        end_run(uri, recorder, "FAILED", f"{type(error).__name__}: {error}")
         raise
     else:
-        mlflow.end_run("FINISHED")
+        end_run(uri, recorder, "FINISHED")
+
+
+def end_run(uri: str, recorder: RunRecorder, status: str, error: str | None = None) -> None:
+    """End the active run with `status` (and the reason as its `error` tag)."""
+    try:
+        recorder.check_store()
+        if error is not None:
+            recorder.set_tags({"error": error})
+        mlflow.end_run(status)
+    except Exception as fault:
+        if is_store_fault(fault):
+            raise lost_run(uri, recorder, fault) from fault
+        raise
+
+
+def lost_run(uri: str, recorder: RunRecorder, fault: BaseException) -> TrackingError:
+    """The one line for a run whose store failed under it; nothing on disk is deleted."""
+    store_log = logging.getLogger("mlflow.store")  # it would print a traceback of the failure we report here
+    level = store_log.level
+    store_log.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.suppress(Exception):  # the store may not take even this: the run leaves MLflow's stack
+            mlflow.end_run("FAILED")
+    finally:
+        store_log.setLevel(level)
+    return TrackingError(
+        f"run {recorder.run_id} ended because its store failed ({str(store_failure(uri, fault)).rstrip('.')}). "
+        f"Nothing was deleted: its checkpoints are in {checkpoint_dir(uri, recorder.run_id)} and its config in "
+        f"{recorder.config_copy}; with the store back, resume it with resume={recorder.run_id}."
+    )
 
 
 def create_run(uri: str, experiment_id: str, run_name: str, tags: Mapping[str, str]) -> RunRecorder:

@@ -2,6 +2,8 @@
 
 import os
 import re
+import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -15,6 +17,8 @@ REACH_TIMEOUT_S = 10  # one quick look instead of MLflow's retries, which last m
 # MLflow 3's declared kind of an experiment: a model-training ("Machine learning") one, not a GenAI one.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"
+LOCK_TIMEOUT_S = 5  # how long a SQLite store may stay locked by another process before that is reported
+CREDENTIALS = "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
 
 
 def resolve_uri(uri: str | None = None) -> str:
@@ -37,8 +41,11 @@ def resolve_uri(uri: str | None = None) -> str:
 
 
 def check_reachable(uri: str) -> None:
-    """Fail at once, in one line, when a tracking server or database does not answer."""
-    if uri.startswith(("http://", "https://")):
+    """Fail at once, in one line, when a tracking server or database does not answer, or a SQLite store cannot
+    be written."""
+    if uri.startswith("sqlite:///"):
+        check_sqlite_writable(Path(uri.removeprefix("sqlite:///")))
+    elif uri.startswith(("http://", "https://")):
         import requests
 
         try:
@@ -52,32 +59,115 @@ def check_reachable(uri: str) -> None:
             raise TrackingError(
                 f"tracking.uri={uri} answers HTTP {answer.status_code} at /health: not an MLflow tracking server."
             )
+        check_credentials(uri)
     elif "://" in uri and not uri.startswith(("sqlite:", "file:")):
         import sqlalchemy
 
-        shown = shown_uri(uri)
+        hidden = shown_uri(uri)
         try:
             sqlalchemy.create_engine(uri, connect_args=_connect_timeout(uri)).connect().close()
         except ImportError as error:
             raise TrackingError(
-                f"no database driver for tracking.uri={shown} ({error}); name an installed one in the URI, "
+                f"no database driver for tracking.uri={hidden} ({error}); name an installed one in the URI, "
                 "e.g. postgresql+psycopg2://USER@HOST:PORT/DB."
             ) from error
         except sqlalchemy.exc.SQLAlchemyError as error:
             reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
             raise TrackingError(
-                f"cannot connect to the tracking database tracking.uri={shown} ({reason}); "
+                f"cannot connect to the tracking database tracking.uri={hidden} ({reason}); "
                 "check the server, the database name and the credentials."
             ) from error
 
 
 def shown_uri(uri: str) -> str:
-    """`uri` as it may be printed: a database password is masked."""
-    if "://" not in uri or uri.startswith(("sqlite:", "file:", "http://", "https://")):
+    """`uri` as it may be printed: any password in it is masked."""
+    if "@" not in uri:
         return uri
     import sqlalchemy
 
-    return sqlalchemy.engine.make_url(uri).render_as_string(hide_password=True)
+    try:
+        return sqlalchemy.engine.make_url(uri).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:  # not a database URL (an http:// server with user:password@)
+        return re.sub(r"//[^@/]*@", "//***@", uri)
+
+
+def check_sqlite_writable(path: Path) -> None:
+    """A SQLite store that is not a database, is locked by another process or cannot be written (a read-only
+    file or folder) fails here in one line, before a run starts, instead of in the middle of one."""
+    try:
+        connection = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S)
+        try:
+            connection.execute("BEGIN IMMEDIATE")  # takes the write lock, as MLflow's first write would
+            (verdict,) = connection.execute("PRAGMA quick_check(1)").fetchone()
+            (version,) = connection.execute("PRAGMA user_version").fetchone()
+            connection.execute(f"PRAGMA user_version = {int(version)}")  # a write (to the journal), undone below
+            connection.rollback()
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"database disk image is malformed: {verdict}")
+        finally:
+            connection.close()
+    except sqlite3.Error as error:
+        raise TrackingError(f"the MLflow store tracking.uri=sqlite:///{path} {sqlite_problem(error)}") from error
+
+
+def sqlite_problem(error: BaseException) -> str:
+    """What a SQLite error means for the user, ending with what to do."""
+    text = str(error)
+    if "not a database" in text or "malformed" in text:
+        return (
+            "is not an intact SQLite database (truncated, damaged, or another kind of file); restore it from a "
+            "backup or point tracking.uri at another store."
+        )
+    if "locked" in text:
+        return f"is locked by another process for more than {LOCK_TIMEOUT_S} s; close it or wait, then try again."
+    if "readonly" in text or "unable to open" in text or "read-only" in text:
+        return "cannot be written (a read-only file or folder); make it writable or choose another tracking.uri."
+    return f"cannot be used ({text}); check the file or choose another tracking.uri."
+
+
+def check_credentials(uri: str) -> None:
+    """One authenticated request: a server with authentication refuses missing or wrong credentials here."""
+    try:
+        mlflow.MlflowClient(uri).search_experiments(max_results=1)
+    except MlflowException as error:
+        raise store_failure(uri, error) from error
+
+
+def store_failure(uri: str, error: BaseException) -> TrackingError:
+    """The error a store fault is reported as: one line naming the store and what to do."""
+    code = getattr(error, "error_code", "")
+    if code == "UNAUTHENTICATED":
+        return TrackingError(f"tracking.uri={shown_uri(uri)} refused the credentials: set {CREDENTIALS} to a user's.")
+    if code == "PERMISSION_DENIED":
+        return TrackingError(f"tracking.uri={shown_uri(uri)} denies this user the request; ask its admin for access.")
+    cause = store_cause(error)
+    if isinstance(cause, sqlite3.Error) and uri.startswith("sqlite:///"):
+        if not Path(uri.removeprefix("sqlite:///")).exists():
+            return TrackingError(f"the MLflow store tracking.uri={uri} is gone: its file was deleted or moved.")
+        return TrackingError(f"the MLflow store tracking.uri={uri} {sqlite_problem(cause)}")
+    reason = str(cause or error).strip().splitlines()[0] if str(cause or error).strip() else type(error).__name__
+    return TrackingError(f"the MLflow store tracking.uri={shown_uri(uri)} failed: {reason}")
+
+
+def store_cause(error: BaseException) -> BaseException | None:
+    """The database or connection error behind `error` (itself, or in its chain), None for another error."""
+    import requests
+    import sqlalchemy
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, sqlalchemy.exc.SQLAlchemyError):
+            return getattr(seen, "orig", None) or seen
+        if isinstance(seen, sqlite3.Error | requests.RequestException):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def is_store_fault(error: BaseException) -> bool:
+    """Whether `error` comes from the store (its database, its server or its credentials), not from fruitlab."""
+    code = getattr(error, "error_code", "")
+    return code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or store_cause(error) is not None
 
 
 def _connect_timeout(uri: str) -> dict[str, int]:
@@ -87,6 +177,34 @@ def _connect_timeout(uri: str) -> dict[str, int]:
 def checkpoint_dir(uri: str, run_id: str) -> Path:
     """Where the checkpoints of run `run_id` live: `<store>/checkpoints/<run_id>`."""
     return store_root(uri) / "checkpoints" / run_id
+
+
+@dataclass(frozen=True)
+class StoreFile:
+    """A SQLite store's file as it was when a run started. SQLite keeps writing to a file deleted under it, so a
+    run checks that its store is still this file, or its record would be lost without a word."""
+
+    path: Path
+    inode: int
+
+    @classmethod
+    def of(cls, uri: str) -> "StoreFile | None":
+        path = Path(uri.removeprefix("sqlite:///"))
+        return cls(path, path.stat().st_ino) if uri.startswith("sqlite:///") and path.exists() else None
+
+    def check(self) -> None:
+        """Raise a SQLite error when the file was deleted or replaced."""
+        try:
+            same = self.path.stat().st_ino == self.inode
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise sqlite3.OperationalError(f"its file {self.path} was deleted or replaced during the run")
+
+
+def config_copy(uri: str, run_id: str) -> Path:
+    """Where a copy of run `run_id`'s config is kept on this machine: `<store>/configs/<run_id>.yaml`."""
+    return store_root(uri) / "configs" / f"{run_id}.yaml"
 
 
 def store_root(uri: str) -> Path:
@@ -120,15 +238,22 @@ def ensure_experiment(name: str, uri: str) -> str:
     tag; an existing experiment is left as it is). Local stores keep its artifacts under <store>/artifacts;
     a tracking server chooses its own artifact root."""
     client = mlflow.MlflowClient(uri)
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = None
-    if uri.startswith("sqlite:///"):
-        location = (store_root(uri) / "artifacts" / slug(name)).as_uri()
     try:
-        return client.create_experiment(
-            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
-        )
-    except MlflowException:  # created meanwhile by a concurrent worker
-        return client.get_experiment_by_name(name).experiment_id
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = None
+        if uri.startswith("sqlite:///"):
+            location = (store_root(uri) / "artifacts" / slug(name)).as_uri()
+        try:
+            return client.create_experiment(
+                name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
+            )
+        except MlflowException as error:  # created meanwhile by a concurrent worker
+            if is_store_fault(error):
+                raise
+            return client.get_experiment_by_name(name).experiment_id
+    except Exception as error:
+        if is_store_fault(error):
+            raise store_failure(uri, error) from error
+        raise
