@@ -34,11 +34,12 @@ NUMBERS: dict[str, type] = {
     "trainer.max_epochs": int,
     "data.image_size": int,
     "data.val_fraction": float,
+    "threads": int,
 }
 
 
-# Of those, the ones null is a valid value for (CIFAR keeps its native size).
-NULLABLE = ("data.image_size",)
+# Of those, the ones null is a valid value for (CIFAR keeps its native size; every core).
+NULLABLE = ("data.image_size", "threads")
 
 
 def check_types(cfg: DictConfig) -> None:
