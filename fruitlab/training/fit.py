@@ -187,7 +187,6 @@ def test_metrics(
         "test_zero_one_loss": 1.0 - test_acc,
         "fit_time_s": training.fit_time_s,
         "epochs": trainer.current_epoch,
-        "process_peak_rss_mb": peak_rss_mb(),
         f"best_{cfg.objective.metric}": training.objective,
     }
 
@@ -243,4 +242,6 @@ def fit(cfg: DictConfig, hooks: TrainingHooks | None = None) -> FitResult:
             metrics |= evaluate_and_log(recorder, cfg, module, datamodule, candidate)
         if cfg.tracking.get("register") and candidate:  # only a candidate logged a model
             register_model(recorder.run_id, cfg.tracking.register)
+        metrics["process_peak_rss_mb"] = peak_rss_mb()  # after all of the run's work: a sweep worker's after a trial
+        recorder.log_metrics({"process_peak_rss_mb": metrics["process_peak_rss_mb"]})
     return FitResult(training.objective, recorder.run_id, {**training.last_epoch_metrics(), **metrics})
