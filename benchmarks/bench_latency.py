@@ -42,7 +42,9 @@ def untrained(name: str, num_classes: int, input_shape: tuple[int, ...]) -> nn.M
 
 def torchscript(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
     """Traced and frozen (weights inlined, conv + batch norm folded) for inference."""
-    warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")  # deprecated, still compared
+    warnings.filterwarnings(
+        "ignore", category=FutureWarning, module="torch.jit"
+    )  # deprecated, still compared
     with torch.inference_mode():
         return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, example)))
 
@@ -71,7 +73,9 @@ def time_batch(calls: dict[str, Callable], images: np.ndarray, repeats: int, war
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("model", help="models:/NAME@ALIAS, runs:/RUN_ID/model, a run id, or an architecture")
     parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else mlruns/)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of every runtime (default 1)")
@@ -79,7 +83,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--num-classes", type=int, default=10, help="for an architecture name")
-    parser.add_argument("--input-shape", type=int, nargs=3, default=[3, 32, 32], help="for an architecture name")
+    parser.add_argument(
+        "--input-shape", type=int, nargs=3, default=[3, 32, 32], help="for an architecture name"
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
