@@ -6,6 +6,8 @@
     both reaching the same best value                                                      (goal <= 0.5)
     Up to 10 trials, TPE draws its seeded random start-up points, so both sweeps try the same learning
     rates and pruning is the only difference between them.
+(c) wall time of a 6-trial 1-epoch grid sweep (vgg1, 32 px) / the sum of its trials' fit_time_s  (goal <= 1.15)
+(d) peak RSS of the sweep worker after trial 10 / after trial 1 of a 10-trial 1-epoch sweep     (goal <= 1.10)
 
 Usage: python benchmarks/bench_sweeps.py [--data PATH] [--trials 10] [--epochs 10] [--repeats 3]
 """
@@ -18,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import mlflow
 import optuna
 from optuna.trial import TrialState
 
@@ -59,6 +62,46 @@ def sweep(root: Path, store: Path, pruner: str, trials: int, epochs: int) -> tup
     return elapsed, optuna.load_study(study_name=summary.study_name, storage=storage)
 
 
+def trial_runs(store: Path) -> list[dict[str, float]]:
+    """The metrics of a finished sweep's trial runs (its parent run aside), in the order they ran."""
+    client = mlflow.MlflowClient(f"sqlite:///{store}/mlflow.db")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], order_by=["start_time ASC"])
+    return [r.data.metrics for r in runs if "fit_time_s" in r.data.metrics]
+
+
+def grid_sweep(root: Path, store: Path, model: str, lrs: list[str], *extra: str) -> float:
+    """Wall time of one `python -m fruitlab -m` 1-epoch grid sweep over `lrs`, its process start included."""
+    command = [
+        sys.executable, "-m", "fruitlab", "-m", f"model={model}", f"lr={','.join(lrs)}", "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false", f"data.root={root}", f"tracking.uri=sqlite:///{store}/mlflow.db", *extra,
+    ]  # fmt: skip
+    started = time.perf_counter()
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def sweep_overhead(root: Path) -> None:
+    """(c): how much of a short sweep's wall time is training."""
+    lrs = ["0.003", "0.001", "0.01", "0.0003", "0.03", "0.0001"]
+    with tempfile.TemporaryDirectory() as store:
+        wall = grid_sweep(root, Path(store), "vgg1", lrs)
+        fits = [m["fit_time_s"] for m in trial_runs(Path(store))]
+    print(f"(c) grid sweep, {len(fits)} trials of 1 epoch (vgg1, 32 px): wall {wall:.1f} s, trials' fit_time_s "
+          f"sum {sum(fits):.1f} s, ratio {wall / sum(fits):.2f} (goal <= 1.15)", flush=True)  # fmt: skip
+
+
+def worker_memory(root: Path) -> None:
+    """(d): the sweep worker's peak RSS after its first and its tenth trial (each run records the process peak)."""
+    lrs = [f"{x:.0e}" for x in (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1)]
+    with tempfile.TemporaryDirectory() as store:
+        grid_sweep(root, Path(store), "lenet", lrs, "+trainer.limit_train_batches=10")
+        peaks = [m["process_peak_rss_mb"] for m in trial_runs(Path(store))]
+    growth = peaks[-1] / peaks[0] - 1
+    print(f"(d) sweep worker peak RSS over {len(peaks)} trials (lenet, 10 batches each): after trial 1 "
+          f"{peaks[0]:.0f} MiB, after trial {len(peaks)} {peaks[-1]:.0f} MiB, growth {100 * growth:.1f} % "
+          "(goal <= 10 %)", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_data = os.environ.get("FRUITLAB_DATA", str(REPO.parent / "shared" / "data" / "fruits360"))
@@ -89,6 +132,8 @@ def main() -> None:
     print(f"    {n_pruned} of {args.trials} trials pruned")
     same = "the same best value" if pruned.best_value == unpruned.best_value else "DIFFERENT best values"
     print(f"    wall-time ratio pruned / unpruned {pruned_time / unpruned_time:.2f} (goal <= 0.5), {same}")
+    sweep_overhead(args.data)
+    worker_memory(args.data)
 
 
 if __name__ == "__main__":

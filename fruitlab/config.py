@@ -57,12 +57,12 @@ class Setting:
         return all(map(self._one, value))
 
     def _one(self, value: object) -> bool:
+        if any(type(value) is type(other) and value == other for other in self.also):
+            return True
         if not _is_a(value, self.kind):
             return False
-        if value in self.also or (self.choices and value in self.choices):
-            return True
         if self.choices:
-            return False
+            return value in self.choices
         above = self.low is None or (value > self.low if self.open_low else value >= self.low)
         below = self.high is None or (value < self.high if self.open_high else value <= self.high)
         return above and below
@@ -74,7 +74,7 @@ class Setting:
         else:
             text = {int: "a whole number", float: "a number", bool: "true or false", str: "a text"}[self.kind]
             text += _range(self)
-            text += "".join(f" or {value}" for value in self.also)
+        text += "".join(f" or {str(value).lower() if isinstance(value, bool) else value}" for value in self.also)
         if self.listed:
             text = f"a list of {self.length or 'one or more'} values, each {text}"
         return f"{text} or null" if self.nullable else text
@@ -142,11 +142,16 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("early_stopping.patience", int, 3, low=0),
     Setting("early_stopping.min_delta", float, 0.0, low=0),
     Setting("cv.folds", int, 5, low=2, also=(0,)),
+    Setting("threads", int, 2, low=1, nullable=True),
+    Setting("channels_last", str, "auto", choices=("auto",), also=(True, False)),
+    Setting("report.figures", bool, True),
+    Setting("report.trials", str, "leading", choices=("leading", "all")),
     Setting("report.gradcam", bool, True),
     Setting("report.gradcam_images", int, 8, low=0),
     Setting("latency.batch_sizes", int, "[1,64]", low=1, listed=True),
     Setting("latency.repeats", int, 30, low=1),
     Setting("latency.warmup", int, 5, low=0),
+    Setting("latency.trial_repeats", int, 5, low=1),
     Setting("tracking.log_model", bool, True),
     Setting("verbose", bool, False),
 )

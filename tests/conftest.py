@@ -145,7 +145,7 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 # Metrics that time a run: they differ between two runs of the same config.
-TIMINGS = ("fit_time_s", "elapsed_s", "latency_")
+TIMINGS = ("fit_time_s", "elapsed_s", "latency_", "process_peak_rss_mb")
 
 
 def metric_histories(uri: str) -> dict[str, list[tuple[int, float]]]:

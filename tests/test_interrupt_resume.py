@@ -93,6 +93,9 @@ class CtrlCHooks:
     def stopped_early(self) -> bool:
         return False
 
+    def leads(self, metrics: dict[str, float]) -> bool:
+        return True
+
 
 def test_resume_continues_the_same_run_to_the_metrics_of_an_uninterrupted_one(
     uninterrupted: str, tmp_path: Path

@@ -7,7 +7,8 @@ import torch
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from fruitlab.data.base import ImageTensors, TensorImageDataModule
-from fruitlab.data.cache import cache_key, cached, decode_images, default_cache_dir
+from fruitlab.data.cache import cache_key, decode_images, default_cache_dir
+from fruitlab.data.loaded import load_cached
 from fruitlab.errors import DataError
 
 TRAIN_DIR, TEST_DIR = "Training", "Test"
@@ -63,7 +64,7 @@ class ImageFolderDataModule(TensorImageDataModule):
         def build() -> dict:
             return {"images": decode_images(paths, self.image_size), "labels": torch.tensor(labels)}
 
-        data = cached(self.cache_dir / f"imagefolder-{key}.pt", build)
+        data = load_cached(self.cache_dir / f"imagefolder-{key}.pt", build)
         return ImageTensors(data["images"], data["labels"]), classes
 
     def load(self) -> tuple[ImageTensors, ImageTensors, list[str]]:

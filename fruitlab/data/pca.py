@@ -15,8 +15,8 @@ from sklearn.decomposition import PCA
 from torch import nn
 
 from fruitlab.data.base import ImageTensors
-from fruitlab.data.cache import cached
 from fruitlab.data.imagefolder import ImageFolderDataModule
+from fruitlab.data.loaded import load_cached
 from fruitlab.errors import ConfigError
 
 GRAY_WEIGHTS = (0.3, 0.59, 0.11)
@@ -91,7 +91,7 @@ class PCADataModule(ImageFolderDataModule):
         """The PCA fitted on the training split, loaded from the cache when it was fitted before."""
         if self._fit is None:
             assert self.train is not None, "call setup() first"
-            self._fit = PCAFit(**cached(self._cache_path(self.train), self._fit_to_dict))
+            self._fit = PCAFit(**load_cached(self._cache_path(self.train), self._fit_to_dict))
             if len(self._fit.components) < self.n_components:
                 raise ConfigError(
                     f"data.n_components={self.n_components} exceeds the {len(self._fit.components)} components "

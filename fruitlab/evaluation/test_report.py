@@ -86,14 +86,16 @@ def log_test_report(
     labels: torch.Tensor,
     probabilities: torch.Tensor,
     classes: list[str],
+    figures: bool = True,
 ) -> ClassificationReport:
     """Log the test scores (test_<score>_macro metrics, metrics/per_class.csv, metrics/confusion_matrix.csv)
-    and the test figures."""
+    and, when `figures`, the test figures."""
     report = classification_report(probabilities, labels)
     recorder.log_metrics({f"test_{name}_macro": value for name, value in report.macro.items()})
     recorder.log_text(report.per_class_csv(classes), "metrics/per_class.csv")
     recorder.log_text(report.confusion_csv(classes), "metrics/confusion_matrix.csv")
-    log_test_figures(recorder, images, labels, probabilities, classes, report.confusion.numpy())
+    if figures:
+        log_test_figures(recorder, images, labels, probabilities, classes, report.confusion.numpy())
     return report
 
 

@@ -98,6 +98,17 @@ class SweepTrial:
     def stopped_early(self) -> bool:
         return self.pruned_epoch is not None
 
+    def leads(self, metrics: dict[str, float]) -> bool:
+        """Whether the reported metric beats every trial completed so far (ties lead); always, with several
+        objectives (any trial may join the Pareto front) or before the first trial completes."""
+        value = metrics.get(self.reported_metric) if self.reported_metric else None
+        study = self.trial.study
+        if value is None or not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            return True
+        if study.direction == optuna.study.StudyDirection.MINIMIZE:
+            return value <= study.best_value
+        return value >= study.best_value
+
     def mark_pruned(self, epoch: int) -> None:
         self.pruned_epoch = epoch
         self.trial.set_user_attr(PRUNED_EPOCH_ATTR, epoch)

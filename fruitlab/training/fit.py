@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
@@ -32,6 +33,7 @@ from fruitlab.training.hooks import FitResult, TrainingHooks
 from fruitlab.training.module import ClassifierModule
 from fruitlab.training.record import record_setup
 from fruitlab.training.resume import last_checkpoint, resumable_run
+from fruitlab.training.speed import peak_rss_mb, set_threads, wants_channels_last
 from fruitlab.training.stopping import build_early_stopping
 from fruitlab.training.transfer import apply_transfer
 
@@ -65,7 +67,16 @@ def build_module(cfg: DictConfig, datamodule: TensorImageDataModule) -> Classifi
         cfg.scheduler,
         monitor=cfg.objective.metric,
         augment=build_augmentation(cfg.get("augment")),
+        channels_last=wants_channels_last(cfg.channels_last, classifier, accelerator_of(cfg)),
     )
+
+
+def accelerator_of(cfg: DictConfig) -> str:
+    """The device type the trainer will pick: `trainer.accelerator`, with auto resolved as Lightning does."""
+    accelerator = str(cfg.trainer.accelerator)
+    if accelerator == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return accelerator
 
 
 def prepare_data(cfg: DictConfig) -> TensorImageDataModule:
@@ -116,12 +127,19 @@ def log_learning_curves(recorder: RunRecorder, histories: dict[str, History]) ->
 
 
 def evaluate_and_log(
-    recorder: RunRecorder, cfg: DictConfig, module: ClassifierModule, datamodule: TensorImageDataModule
+    recorder: RunRecorder,
+    cfg: DictConfig,
+    module: ClassifierModule,
+    datamodule: TensorImageDataModule,
+    candidate: bool = True,
 ) -> dict[str, float]:
-    """The test report and figures, Grad-CAM, latency and the deployable model; returns the latency metrics."""
+    """The test report, latency and, for a `candidate` (any run but a sweep trial that trails its study), the
+    figures, Grad-CAM and the deployable model; returns the latency metrics. A trailing trial's latency is
+    measured with `latency.trial_repeats`: enough to compare trials, a fraction of the full measurement's time."""
     probabilities, labels = predict(module.classifier, datamodule.test_dataloader())
-    log_test_report(recorder, datamodule.test.images, labels, probabilities, datamodule.classes)
-    if cfg.report.gradcam:
+    figures = candidate and cfg.report.figures
+    log_test_report(recorder, datamodule.test.images, labels, probabilities, datamodule.classes, figures)
+    if candidate and cfg.report.gradcam:
         log_gradcam(
             recorder,
             module.classifier,
@@ -131,15 +149,27 @@ def evaluate_and_log(
             datamodule.classes,
             count=cfg.report.gradcam_images,
         )
-    deployable = Probabilities(copy.deepcopy(module.classifier).cpu()).eval()
+    # The logged model keeps the standard memory layout, whatever the layout it trained in.
+    deployable = Probabilities(copy.deepcopy(module.classifier).cpu().to(memory_format=torch.contiguous_format))
+    deployable = deployable.eval()
     latency = cfg.latency
-    metrics = latency_metrics(deployable, datamodule.image_shape, latency.batch_sizes, latency.repeats, latency.warmup)
-    recorder.log_metrics(metrics)
-    if cfg.tracking.log_model:
+    repeats = latency.repeats if candidate else latency.trial_repeats
+    metrics = latency_metrics(deployable, datamodule.image_shape, latency.batch_sizes, repeats, latency.warmup)
+    recorder.log_metrics({**metrics, "latency_repeats": repeats})
+    if candidate and cfg.tracking.log_model:
         # Two examples: torch.export keeps the batch dimension dynamic only when its example size is not 1.
         example = to_unit_float(datamodule.test.images[:2]).numpy()
         log_torch_model(recorder, deployable, example, metadata={"classes": datamodule.classes})
     return metrics
+
+
+def is_candidate(cfg: DictConfig, hooks: TrainingHooks | None, objective: float, metrics: dict[str, float]) -> bool:
+    """Whether the run gets the full work after training. A sweep trial does when `report.trials` is `all`, or
+    when its objective leads the study so far (`leading`): the champion always does, so it is logged and
+    registered with its figures, while a trailing trial records its scores and a shorter latency measurement."""
+    if hooks is None or cfg.report.trials == "all":
+        return True
+    return hooks.leads({**metrics, cfg.objective.metric: objective})
 
 
 def test_metrics(
@@ -168,6 +198,7 @@ def check_fit_config(cfg: DictConfig) -> None:
 def fit(cfg: DictConfig, hooks: TrainingHooks | None = None) -> FitResult:
     """Train, test and record one run, or continue the interrupted run `cfg.resume`. With `cv.folds` set,
     cross-validate instead. `hooks` (a sweep trial's) add callbacks and may cut training short."""
+    set_threads(cfg.get("threads"))
     if cfg.cv.folds:
         from fruitlab.training.cv import cross_validate  # cv.py builds on this module
 
@@ -204,8 +235,12 @@ def fit(cfg: DictConfig, hooks: TrainingHooks | None = None) -> FitResult:
         recorder.log_metrics(metrics)
         log_learning_curves(recorder, {"": training.history})
         recorder.log_text(json.dumps(training.history), "history.json")
+        candidate = False
         if not (hooks and hooks.stopped_early()):  # a pruned trial is no candidate: no figures, latency or model
-            metrics |= evaluate_and_log(recorder, cfg, module, datamodule)
-        if cfg.tracking.get("register"):
+            candidate = is_candidate(cfg, hooks, training.objective, metrics)
+            metrics |= evaluate_and_log(recorder, cfg, module, datamodule, candidate)
+        if cfg.tracking.get("register") and candidate:  # only a candidate logged a model
             register_model(recorder.run_id, cfg.tracking.register)
+        metrics["process_peak_rss_mb"] = peak_rss_mb()  # after all of the run's work: a sweep worker's after a trial
+        recorder.log_metrics({"process_peak_rss_mb": metrics["process_peak_rss_mb"]})
     return FitResult(training.objective, recorder.run_id, {**training.last_epoch_metrics(), **metrics})

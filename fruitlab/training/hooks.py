@@ -23,6 +23,11 @@ class TrainingHooks(Protocol):
         after training that only a candidate needs (figures, latency, the model) is skipped."""
         ...
 
+    def leads(self, metrics: dict[str, float]) -> bool:
+        """Whether a finished run with these metrics leads its study so far (it may become the champion), or
+        the hooks cannot tell; a trailing run skips the figures and the model (`report.trials`)."""
+        ...
+
 
 @dataclass
 class FitResult:

@@ -1,0 +1,111 @@
+"""Training at the machine's speed: bf16-mixed precision, channels_last, thread counts, data loaded once per
+process, and the work after training that a sweep trial skips or shortens."""
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from conftest import FAST, compose_config, run_cli
+
+from fruitlab.data.loaded import LOADED
+from fruitlab.errors import ConfigError
+from fruitlab.models import get_model
+from fruitlab.training.fit import fit
+from fruitlab.training.speed import available_cores, set_threads, wants_channels_last
+
+FIGURES = {"plots/confusion_matrix.png", "plots/confusion_matrix_normalized.png", "plots/test_predictions.png"}
+GRADCAM = "plots/gradcam.png"
+
+
+def artifacts(uri: str, run_id: str) -> set[str]:
+    client = mlflow.MlflowClient(uri)
+    return {a.path for a in client.list_artifacts(run_id, "plots")}
+
+
+def logged_models(uri: str, run_id: str) -> list:
+    mlflow.set_tracking_uri(uri)
+    run = mlflow.MlflowClient(uri).get_run(run_id)
+    return mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", output_format="list"
+    )
+
+
+def test_bf16_mixed_trains_and_records_a_complete_run_on_the_cpu(store):
+    result = fit(compose_config("model=lenet", "trainer.precision=bf16-mixed", f"tracking.uri={store}", *FAST))
+
+    run = mlflow.MlflowClient(store).get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["trainer.precision"] == "bf16-mixed"
+    assert np.isfinite(run.data.metrics["test_loss"]) and 0 <= run.data.metrics["test_acc"] <= 1
+    # the default settings: every figure, Grad-CAM and the model, latency measured with latency.repeats
+    assert FIGURES | {GRADCAM} <= artifacts(store, result.run_id)
+    assert len(logged_models(store, result.run_id)) == 1
+    assert run.data.metrics["latency_repeats"] == 3
+
+
+def test_settings_turn_the_figures_grad_cam_and_the_model_off(store):
+    off = ["report.figures=false", "report.gradcam=false", "tracking.log_model=false"]
+    result = fit(compose_config("model=lenet", f"tracking.uri={store}", *FAST, *off))
+
+    plots = artifacts(store, result.run_id)
+    assert plots == {"plots/learning_curves.png"}
+    assert logged_models(store, result.run_id) == []
+    assert "test_f1_macro" in mlflow.MlflowClient(store).get_run(result.run_id).data.metrics  # scores stay
+
+
+def test_runs_in_one_process_load_each_cache_file_once(store):
+    """What a sweep worker does: one trial after another in the same process."""
+    overrides = ["model=lenet", f"tracking.uri={store}", *FAST, "report.gradcam=false", "tracking.log_model=false"]
+    fit(compose_config(*overrides, "lr=0.01"))
+    reads = LOADED.reads
+    fit(compose_config(*overrides, "lr=0.001"))
+    assert LOADED.reads == reads
+
+
+def test_threads_sets_torch_threads_and_null_means_every_available_core():
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(1) == 1 and torch.get_num_threads() == 1
+        assert set_threads(None) == available_cores() == torch.get_num_threads()
+        with pytest.raises(ConfigError, match="threads=0"):
+            set_threads(0)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_channels_last_is_chosen_for_conv_models_on_cpu_and_cuda_only():
+    lenet, ffnn = get_model("lenet", 10, (3, 32, 32)), get_model("ffnn", 10, (50,))
+    assert wants_channels_last("auto", lenet, "cpu") and wants_channels_last("auto", lenet, "cuda")
+    assert not wants_channels_last("auto", ffnn, "cpu")
+    assert not wants_channels_last("auto", lenet, "mps")
+    assert not wants_channels_last(False, lenet, "cpu")
+    with pytest.raises(ConfigError, match="channels_last='fast'"):
+        wants_channels_last("fast", lenet, "cpu")
+
+
+def test_a_sweep_logs_models_and_figures_for_leading_trials_and_registers_a_loadable_champion(store):
+    result = run_cli(
+        "-m", "model=lenet", "lr=0.03,0.001,0.01,0.0001", *FAST, "latency.trial_repeats=1", f"tracking.uri={store}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    client = mlflow.MlflowClient(store)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], order_by=["start_time ASC"])
+    trials = [r for r in runs if "trial_number" in r.data.tags]
+    assert len(trials) == 4
+    best_so_far = float("inf")
+    for trial in trials:  # each trial in the order it finished: it leads when no earlier trial did better
+        value = trial.data.metrics["best_val_loss"]
+        leads = value <= best_so_far
+        best_so_far = min(best_so_far, value)
+        assert trial.data.metrics["latency_repeats"] == (3 if leads else 1)
+        assert "latency_b1_p50_ms" in trial.data.metrics and "test_acc" in trial.data.metrics
+        assert len(logged_models(store, trial.info.run_id)) == (1 if leads else 0)
+        assert (GRADCAM in artifacts(store, trial.info.run_id)) == leads
+
+    mlflow.set_tracking_uri(store)
+    champion = client.get_model_version_by_alias("fruits360", "champion")
+    assert champion.run_id == min(trials, key=lambda r: r.data.metrics["best_val_loss"]).info.run_id
+    model = mlflow.pyfunc.load_model("models:/fruits360@champion")
+    probabilities = np.asarray(model.predict(np.random.default_rng(0).random((3, 3, 32, 32), dtype=np.float32)))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
