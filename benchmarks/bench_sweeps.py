@@ -7,7 +7,12 @@
     Up to 10 trials, TPE draws its seeded random start-up points, so both sweeps try the same learning
     rates and pruning is the only difference between them.
 
+(c) with --parallel only: wall time of a 4-trial grid (lenet, 2 epochs) on the joblib launcher with
+    hydra.sweeper.n_jobs=2 / the same grid with n_jobs=1; both use every core (torch threads are divided
+    among the trials in flight)                                                             (goal <= 0.8)
+
 Usage: python benchmarks/bench_sweeps.py [--data PATH] [--trials 10] [--epochs 10] [--repeats 3]
+       python benchmarks/bench_sweeps.py --parallel [--data PATH] [--repeats 1]
 """
 
 import argparse
@@ -59,6 +64,32 @@ def sweep(root: Path, store: Path, pruner: str, trials: int, epochs: int) -> tup
     return elapsed, optuna.load_study(study_name=summary.study_name, storage=storage)
 
 
+def parallel_grid_seconds(root: Path, store: Path, n_jobs: int, epochs: int = 2) -> float:
+    """Wall time of a 4-trial grid sweep on the joblib launcher with `n_jobs` trials in flight."""
+    command = [
+        sys.executable, "-m", "fruitlab", "-m", "model=lenet", "optim=sgd,adam", "lr=0.1,0.01",
+        f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false", "tracking.log_model=false",
+        f"data.root={root}", f"tracking.uri=sqlite:///{store}/mlflow.db", "hydra/launcher=joblib",
+        f"hydra.sweeper.n_jobs={n_jobs}", f"hydra.sweep.dir={store}/multirun",
+    ]  # fmt: skip
+    started = time.perf_counter()
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def compare_parallel_grid(root: Path, repeats: int) -> None:
+    """(c): n_jobs=2 against n_jobs=1, alternated; the fastest of each is the least disturbed."""
+    times: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(repeats):
+        for n_jobs in (1, 2):
+            with tempfile.TemporaryDirectory() as store:
+                times[n_jobs].append(parallel_grid_seconds(root, Path(store), n_jobs))
+    serial, parallel = min(times[1]), min(times[2])
+    print(f"(c) 4-trial grid, lenet, 2 epochs, joblib launcher, {len(os.sched_getaffinity(0))} cores "
+          f"(fastest of {repeats}): n_jobs=1 {serial:.0f} s, n_jobs=2 {parallel:.0f} s, "
+          f"ratio {parallel / serial:.2f} (goal <= 0.8)", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_data = os.environ.get("FRUITLAB_DATA", str(REPO.parent / "shared" / "data" / "fruits360"))
@@ -66,8 +97,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--parallel", action="store_true", help="only (c): parallel trials on the joblib launcher")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.parallel:
+        compare_parallel_grid(args.data, args.repeats)
+        return
 
     with tempfile.TemporaryDirectory() as cache:
         cache = Path(cache)

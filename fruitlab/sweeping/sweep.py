@@ -537,9 +537,10 @@ class Sweep:
         log.info("best: trial %d, %s=%.4g, %s (run %s)", best.number, metric, best.value, best.params, run_id)
         if not self.settings.register:
             return
-        if run_id:
-            parent.set_tags({"best_run_id": run_id})
-        if run_id is None or not self.config.tracking.log_model:
+        if run_id is None:  # a task other than fruitlab's training records no run
+            return
+        parent.set_tags({"best_run_id": run_id})
+        if not self.config.tracking.log_model:
             log.info("no model registered: the best trial logged no model (tracking.log_model=false)")
             return
         name = self.settings.model_name or self.experiment

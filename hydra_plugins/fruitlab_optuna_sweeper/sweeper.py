@@ -52,10 +52,11 @@ for _name, _options in SAMPLER_GROUP.items():
 
 
 def threads_per_trial(launcher: Launcher, n_jobs: int) -> int | None:
-    """Torch threads for each trial's job when `n_jobs` of them share this machine; None when each trial
-    has a machine (a cluster node) or runs alone."""
+    """Torch threads for each trial's job when the launcher runs it in a process on this machine: the cores
+    divided among the `n_jobs` trials in flight (joblib's workers would otherwise get one thread each however
+    many trials run). None when each trial has its own node (SLURM) or runs in the sweeper's process."""
     local = type(launcher).__name__ in ("JoblibLauncher", "LocalLauncher")  # LocalLauncher: submitit_local
-    return max(1, len(os.sched_getaffinity(0)) // n_jobs) if local and n_jobs > 1 else None
+    return max(1, len(os.sched_getaffinity(0)) // n_jobs) if local else None
 
 
 def concurrency_problem(launcher: Launcher) -> str | None:
