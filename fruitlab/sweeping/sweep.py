@@ -533,7 +533,7 @@ class Sweep:
         metric = self.objectives[0].metric
         parent.log_metrics({f"best_{metric}": best.value})
         run_id = best.user_attrs.get(RUN_ID_ATTR)
-        parent.set_tags({"best_trial": best.number, **{f"best.{k}": v for k, v in best.params.items()}})
+        parent.set_tags({"best_trial": best.number, **{f"best.{k.lstrip('+')}": v for k, v in best.params.items()}})
         log.info("best: trial %d, %s=%.4g, %s (run %s)", best.number, metric, best.value, best.params, run_id)
         if not self.settings.register:
             return
