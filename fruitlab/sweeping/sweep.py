@@ -387,8 +387,9 @@ class Sweep:
             )
 
     def run_trial(self, study: optuna.Study, storage: RDBStorage, trial: optuna.Trial, parent: RunRecorder) -> None:
-        point = {name: value for name, value in trial.params.items() if name not in self.space.names}
-        swept = [*self.space.overrides(trial.params), *(f"{name}={value}" for name, value in point.items())]
+        # Parameters beyond the command line's were suggested by custom_search_space, named as overrides.
+        extra = {name: value for name, value in trial.params.items() if name not in self.space.names}
+        swept = [*self.space.overrides(trial.params), *(f"{name}={value}" for name, value in extra.items())]
         identity = TrialIdentity(self.storage_url, self.study_name, trial.number, self.threads_per_trial)
         overrides = [*self.fixed, *swept, *self.parent_override(parent), *identity.overrides()]
         log.info("trial %d: %s", trial.number, " ".join(swept))
