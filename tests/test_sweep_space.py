@@ -128,3 +128,24 @@ def test_a_bad_sweep_setting_is_one_clear_line(store):
     result = run_cli("-m", "lr=interval(0.001,0.1)", "hydra.sweeper.sampler=grid", f"tracking.uri={store}")
     assert result.returncode == 2
     assert "cannot be a grid axis" in result.stderr.strip().splitlines()[-1]
+
+
+def test_direction_as_upstream_writes_it():
+    from omegaconf import OmegaConf
+
+    from fruitlab.sweeping.settings import SweepSettings
+    from fruitlab.sweeping.sweep import objectives_of
+
+    training = OmegaConf.create({"objective": {"metric": "val_acc", "direction": "maximize"}})
+    assert objectives_of(SweepSettings(direction="maximize"), training) == [Objective("val_acc", "maximize")]
+    with pytest.raises(ConfigError, match="disagrees with the objectives"):
+        objectives_of(SweepSettings(direction="minimize"), training)
+    with pytest.raises(ConfigError, match="name the metric of each direction"):
+        objectives_of(SweepSettings(direction=["minimize", "maximize"]), training)
+    other_task = OmegaConf.create({"x": 1})
+    assert objectives_of(SweepSettings(direction=["minimize", "maximize"]), other_task) == [
+        Objective("value_0", "minimize"),
+        Objective("value_1", "maximize"),
+    ]
+    with pytest.raises(ConfigError, match="direction 'up' of value"):
+        objectives_of(SweepSettings(direction="up"), other_task)
