@@ -178,7 +178,7 @@ def test_two_workers_on_one_tpe_study_sample_distinct_points(tmp_path, backend, 
     else:
         storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     command = toy_command("x=interval(-3,3)", "sleep=1", "hydra.sweeper.sampler=tpe", "hydra.sweeper.n_trials=6",
-                          f"hydra.sweeper.storage={storage}", "hydra.sweeper.heartbeat_interval=2")  # fmt: skip
+                          f"hydra.sweeper.storage={storage}", "hydra.sweeper.heartbeat_interval=5")  # fmt: skip
     workers = [subprocess.Popen(command, cwd=tmp_path, env=toy_env(tmp_path), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for _ in range(2)]  # fmt: skip
     outputs = [w.communicate(timeout=600)[0] for w in workers]

@@ -446,10 +446,13 @@ class Sweep:
             self.finished[outcome.state] += 1
             if outcome.reason:
                 self.last_failure = outcome.reason
+        recorded = study._storage.get_trial(trial._trial_id)  # what the trial's job recorded, in any process
+        if recorded.state.is_finished():  # its heartbeat came late and another worker failed it as stale
+            log.warning("trial %d was failed meanwhile by another worker (a late heartbeat)", trial.number)
+            return
         if outcome.reason:
             trial.set_user_attr(FAIL_REASON, outcome.reason)
         study.tell(trial, outcome.values, state=outcome.state)
-        recorded = study._storage.get_trial(trial._trial_id)  # what the trial's job recorded, in any process
         run_id = recorded.user_attrs.get(RUN_ID_ATTR)
         if run_id:
             tags = {TRIAL_STATE_TAG: outcome.state.name}
