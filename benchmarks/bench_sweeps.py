@@ -9,7 +9,12 @@
 (c) wall time of a 6-trial 1-epoch grid sweep (vgg1, 32 px) / the sum of its trials' fit_time_s  (goal <= 1.15)
 (d) peak RSS of the sweep worker after trial 10 / after trial 1 of a 10-trial 1-epoch sweep     (goal <= 1.10)
 
+(e) with --parallel only: wall time of a 4-trial grid (lenet, 2 epochs) on the joblib launcher with
+    hydra.sweeper.n_jobs=2 / the same grid with n_jobs=1; both use every core (torch threads are divided
+    among the trials in flight)                                                             (goal <= 0.8)
+
 Usage: python benchmarks/bench_sweeps.py [--data PATH] [--trials 10] [--epochs 10] [--repeats 3]
+       python benchmarks/bench_sweeps.py --parallel [--data PATH] [--repeats 1]
 """
 
 import argparse
@@ -69,15 +74,26 @@ def trial_runs(store: Path) -> list[dict[str, float]]:
     return [r.data.metrics for r in runs if "fit_time_s" in r.data.metrics]
 
 
-def grid_sweep(root: Path, store: Path, model: str, lrs: list[str], *extra: str) -> float:
-    """Wall time of one `python -m fruitlab -m` 1-epoch grid sweep over `lrs`, its process start included."""
+def timed_sweep(root: Path, store: Path, *overrides: str) -> float:
+    """Wall time of one `python -m fruitlab -m` sweep on `root` into `store`, its process start included."""
     command = [
-        sys.executable, "-m", "fruitlab", "-m", f"model={model}", f"lr={','.join(lrs)}", "trainer.max_epochs=1",
-        "trainer.enable_progress_bar=false", f"data.root={root}", f"tracking.uri=sqlite:///{store}/mlflow.db", *extra,
+        sys.executable, "-m", "fruitlab", "-m", "trainer.enable_progress_bar=false", f"data.root={root}",
+        f"tracking.uri=sqlite:///{store}/mlflow.db", f"hydra.sweep.dir={store}/multirun", *overrides,
     ]  # fmt: skip
     started = time.perf_counter()
     subprocess.run(command, cwd=REPO, check=True, capture_output=True)
     return time.perf_counter() - started
+
+
+def grid_sweep(root: Path, store: Path, model: str, lrs: list[str], *extra: str) -> float:
+    """Wall time of a 1-epoch grid sweep of `model` over `lrs`."""
+    return timed_sweep(root, store, f"model={model}", f"lr={','.join(lrs)}", "trainer.max_epochs=1", *extra)
+
+
+def parallel_grid_seconds(root: Path, store: Path, n_jobs: int, epochs: int = 2) -> float:
+    """Wall time of a 4-trial grid sweep on the joblib launcher with `n_jobs` trials in flight."""
+    grid = ["model=lenet", "optim=sgd,adam", "lr=0.1,0.01", f"trainer.max_epochs={epochs}", "tracking.log_model=false"]
+    return timed_sweep(root, store, *grid, "hydra/launcher=joblib", f"hydra.sweeper.n_jobs={n_jobs}")
 
 
 def sweep_overhead(root: Path) -> None:
@@ -102,6 +118,19 @@ def worker_memory(root: Path) -> None:
           "(goal <= 10 %)", flush=True)  # fmt: skip
 
 
+def compare_parallel_grid(root: Path, repeats: int) -> None:
+    """(e): n_jobs=2 against n_jobs=1, alternated; the fastest of each is the least disturbed."""
+    times: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(repeats):
+        for n_jobs in (1, 2):
+            with tempfile.TemporaryDirectory() as store:
+                times[n_jobs].append(parallel_grid_seconds(root, Path(store), n_jobs))
+    serial, parallel = min(times[1]), min(times[2])
+    print(f"(e) 4-trial grid, lenet, 2 epochs, joblib launcher, {len(os.sched_getaffinity(0))} cores "
+          f"(fastest of {repeats}): n_jobs=1 {serial:.0f} s, n_jobs=2 {parallel:.0f} s, "
+          f"ratio {parallel / serial:.2f} (goal <= 0.8)", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_data = os.environ.get("FRUITLAB_DATA", str(REPO.parent / "shared" / "data" / "fruits360"))
@@ -109,8 +138,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--parallel", action="store_true", help="only (e): parallel trials on the joblib launcher")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.parallel:
+        compare_parallel_grid(args.data, args.repeats)
+        return
 
     with tempfile.TemporaryDirectory() as cache:
         cache = Path(cache)

@@ -41,6 +41,10 @@ class RunInterrupted(BaseException):
         super().__init__(f"interrupted by {self.signal_name}")
 
 
+class SweepFailed(FruitlabError):
+    """A sweep ended because its trials failed: all of them, or more than hydra.sweeper.max_failure_rate."""
+
+
 class ReportError(FruitlabError):
     """The store, experiment or sweep to report on is missing, or holds no finished training run."""
 

@@ -12,7 +12,17 @@ from optuna.trial import TrialState
 
 from fruitlab.errors import ConfigError
 from fruitlab.sweeping.space import SearchSpace
-from fruitlab.sweeping.study import FAIL_REASON, Objective, claim, make_pruner, make_sampler, open_storage, open_study
+from fruitlab.sweeping.study import (
+    FAIL_REASON,
+    SAMPLERS,
+    Objective,
+    claim,
+    make_pruner,
+    make_sampler,
+    open_storage,
+    open_study,
+    worker_seed,
+)
 
 
 def space(*overrides: str) -> SearchSpace:
@@ -41,6 +51,29 @@ def test_ranges_intervals_and_choices_become_distributions():
     with pytest.raises(ConfigError, match="continuous"):
         sampled.grid()
     assert len(space("data.n_components=range(10,211,20)", "model=choice(vgg1,lenet)").grid()) == 22
+
+
+def test_the_upstream_sweepers_grammar():
+    batch, order, width = (p.distribution for p in space(
+        "batch_size=int(interval(8,16))", "order=shuffle(range(1,4))", "width=tag(log, int(interval(8, 256)))"
+    ).parameters)  # fmt: skip
+    assert batch == IntDistribution(8, 16)  # integers, not floats
+    assert order == CategoricalDistribution([1, 2, 3])  # the range's values, stop excluded
+    assert width == IntDistribution(8, 256, log=True)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_every_sampler_samples_a_seeded_study(name):
+    study = optuna.create_study(sampler=make_sampler(name, 3, {}))
+    study.optimize(lambda t: (t.suggest_float("x", -1, 1, step=0.25) - 0.5) ** 2, n_trials=3)
+    assert len(study.trials) == 3
+
+
+def test_each_worker_gets_its_own_seed_and_the_first_keeps_the_sweeps():
+    assert worker_seed(42, 0) == 42 and worker_seed(None, 0) is None
+    seeds = {worker_seed(42, w) for w in range(1, 6)} | {worker_seed(43, 1)}
+    assert len(seeds) == 6 and 42 not in seeds
+    assert worker_seed(42, 1) == worker_seed(42, 1)
 
 
 def test_a_list_valued_choice_is_written_back_as_it_was_given():
@@ -90,8 +123,29 @@ def test_a_bad_sweep_setting_is_one_clear_line(store):
     result = run_cli("-m", "lr=0.1,0.01", "hydra.sweeper.sampler=bogus", f"tracking.uri={store}")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "fruitlab: error: unknown sampler 'bogus'; valid samplers: grid, nsga2, random, tpe"
+        "fruitlab: error: unknown sampler 'bogus'; valid samplers: bruteforce, cmaes, gp, grid, nsga2, qmc, random, tpe"
     )
     result = run_cli("-m", "lr=interval(0.001,0.1)", "hydra.sweeper.sampler=grid", f"tracking.uri={store}")
     assert result.returncode == 2
     assert "cannot be a grid axis" in result.stderr.strip().splitlines()[-1]
+
+
+def test_direction_as_upstream_writes_it():
+    from omegaconf import OmegaConf
+
+    from fruitlab.sweeping.settings import SweepSettings
+    from fruitlab.sweeping.sweep import objectives_of
+
+    training = OmegaConf.create({"objective": {"metric": "val_acc", "direction": "maximize"}})
+    assert objectives_of(SweepSettings(direction="maximize"), training) == [Objective("val_acc", "maximize")]
+    with pytest.raises(ConfigError, match="disagrees with the objectives"):
+        objectives_of(SweepSettings(direction="minimize"), training)
+    with pytest.raises(ConfigError, match="name the metric of each direction"):
+        objectives_of(SweepSettings(direction=["minimize", "maximize"]), training)
+    other_task = OmegaConf.create({"x": 1})
+    assert objectives_of(SweepSettings(direction=["minimize", "maximize"]), other_task) == [
+        Objective("value_0", "minimize"),
+        Objective("value_1", "maximize"),
+    ]
+    with pytest.raises(ConfigError, match="direction 'up' of value"):
+        objectives_of(SweepSettings(direction="up"), other_task)

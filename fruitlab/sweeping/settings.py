@@ -9,9 +9,10 @@ from typing import Any
 
 @dataclass
 class SweepSettings:
-    # grid | tpe | random | nsga2; null: grid when every swept key is a comma list, else tpe
-    # (nsga2 for several objectives)
-    sampler: str | None = None
+    # grid | tpe | random | nsga2 | cmaes | gp | qmc | bruteforce; null: grid when every swept key is a comma
+    # list, else tpe (nsga2 for several objectives). Also a mapping {name: tpe, seed: 1, <option>: ...}, which
+    # is what the config group hydra/sweeper/sampler=<name> puts here.
+    sampler: Any = None
     # keyword arguments of the Optuna sampler, e.g. {n_startup_trials: 5} for tpe
     sampler_options: Any = None
     # the sampler's seed; null: the run's `seed`
@@ -23,8 +24,18 @@ class SweepSettings:
     # several objectives, metric name -> minimize | maximize, read from each trial's MLflow run
     # (e.g. {val_acc: maximize, latency_b1_p50_ms: minimize}); null: the one objective `objective.metric`
     objectives: Any = None
-    # how many trials the study should hold (complete, pruned or running); null: the grid's size, or 20
+    # minimize | maximize, or a list of them (as the upstream Optuna sweeper): the direction of each value
+    # the task returns; for fruitlab's training it must agree with objective.direction / objectives
+    direction: Any = None
+    # how many trials one invocation finishes (complete, pruned or failed; with those of earlier invocations
+    # that hold their point); null: the grid's size, or 20
     n_trials: int | None = None
+    # trials in flight at once through the Hydra launcher (hydra/launcher=joblib or submitit_*)
+    n_jobs: int = 1
+    # stop the sweep (non-zero exit) once more than this fraction of n_trials has failed in this invocation
+    max_failure_rate: float = 1.0
+    # dotted path of a function f(cfg, trial) that suggests further parameters, e.g. conditional ones
+    custom_search_space: str | None = None
     # null: <experiment>-<sweep name or swept keys>-<hash of the command>, so the same command resumes
     study_name: str | None = None
     # an Optuna RDB URL (sqlite:///..., postgresql://...); null: optuna.db beside the MLflow store

@@ -2,9 +2,10 @@
 
 - `a=x,y,z` (a comma list) is a grid axis: a sweep made only of comma lists is a grid study, every point of the
   cartesian product once;
-- `choice(x,y)`, `range(10,211,20)`, `interval(0,1)`, `tag(log, interval(1e-4, 1e-1))` and
-  `tag(int, interval(1, 64))` are distributions for a sampler (TPE by default). `sampler=grid` enumerates
-  choices and ranges too.
+- `choice(x,y)`, `range(10,211,20)`, `interval(0,1)`, `tag(log, interval(1e-4, 1e-1))`,
+  `int(interval(1, 64))` (or `tag(int, interval(1, 64))`) and `tag(log, int(interval(8, 256)))` are
+  distributions for a sampler (TPE by default); `shuffle(range(1,4))` is a categorical of the range's values.
+  `sampler=grid` enumerates choices and ranges too. A range excludes its stop, as in Hydra's basic sweeper.
 """
 
 import itertools
@@ -93,6 +94,13 @@ def _range(override: Override) -> Parameter:
     values = list(sweep.range())
     if not values:
         raise ConfigError(f"{override.input_line}: the range is empty")
+    if sweep.shuffle:  # upstream's spelling of "these values, in no order": a categorical
+        return Parameter(
+            key=override.get_key_element(),
+            spec=override.get_value_string(),
+            distribution=CategoricalDistribution(values),
+            labels=tuple(str(v) for v in values),
+        )
     low, high, step = min(values), max(values), abs(sweep.step)
     if all(isinstance(x, int) for x in (low, high, step)):
         distribution = IntDistribution(low, high, step=step)
@@ -104,7 +112,8 @@ def _range(override: Override) -> Parameter:
 def _interval(override: Override) -> Parameter:
     sweep: IntervalSweep = override.value()
     log = "log" in sweep.tags
-    if "int" in sweep.tags:
+    # int(interval(..)) casts the bounds to int; tag(int, interval(..)) is fruitlab's older spelling.
+    if "int" in sweep.tags or isinstance(sweep.start, int):
         distribution = IntDistribution(int(sweep.start), int(sweep.end), log=log)
     else:
         distribution = FloatDistribution(sweep.start, sweep.end, log=log)

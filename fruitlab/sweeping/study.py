@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage
@@ -105,6 +106,10 @@ SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
     "tpe": optuna.samplers.TPESampler,
     "random": optuna.samplers.RandomSampler,
     "nsga2": optuna.samplers.NSGAIISampler,
+    "cmaes": optuna.samplers.CmaEsSampler,  # needs the cmaes package
+    "gp": optuna.samplers.GPSampler,  # needs torch and scipy
+    "qmc": optuna.samplers.QMCSampler,  # needs scipy
+    "bruteforce": optuna.samplers.BruteForceSampler,
 }
 PRUNERS: dict[str, type[optuna.pruners.BasePruner]] = {
     "none": optuna.pruners.NopPruner,
@@ -125,7 +130,32 @@ def make_sampler(name: str, seed: int | None, options: dict) -> optuna.samplers.
     sampler = registered("sampler", SAMPLERS, name)
     if name == "grid" and options:
         raise ConfigError("hydra.sweeper.sampler_options do not apply to a grid")
-    return sampler(seed=seed, **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            return sampler(seed=seed, **options)
+        except TypeError as error:  # an option this sampler does not take
+            raise ConfigError(f"sampler {name}: {error}") from error
+
+
+WORKERS_ATTR = "workers"  # study user attribute: how many workers (sweep invocations) have joined the study
+
+
+def join_as_worker(study: optuna.Study) -> int:
+    """This worker's index in the study: 0 for the first worker that joins it, then 1, 2, ... Call under
+    `study_lock`."""
+    index = int(study.user_attrs.get(WORKERS_ATTR, 0))
+    study.set_user_attr(WORKERS_ATTR, index + 1)
+    return index
+
+
+def worker_seed(seed: int | None, worker: int) -> int | None:
+    """The sampler seed of worker `worker`: the sweep's seed for the first worker (so one worker is
+    reproducible), another seed drawn from (seed, worker) for each other one (so workers sample apart)."""
+    if worker == 0:
+        return seed
+    entropy = [worker] if seed is None else [seed, worker]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 def make_pruner(name: str, options: dict) -> optuna.pruners.BasePruner:
@@ -136,9 +166,10 @@ def open_study(
     name: str,
     storage: RDBStorage,
     objectives: Sequence[Objective],
-    sampler: optuna.samplers.BaseSampler,
+    sampler: optuna.samplers.BaseSampler | None,
     pruner: optuna.pruners.BasePruner,
 ) -> optuna.Study:
+    """The study, created or loaded; without `sampler`, the caller sets `study.sampler` afterwards."""
     directions = [o.direction for o in objectives]
     try:
         study = optuna.create_study(
@@ -216,13 +247,20 @@ def retryable(trial: FrozenTrial, started: datetime) -> bool:
     return FAIL_REASON not in trial.user_attrs or trial.datetime_start < started
 
 
+def failed_here(trial: FrozenTrial, started: datetime) -> bool:
+    """The trial failed by itself in this invocation of the sweep: it counts toward n_trials."""
+    return trial.state == TrialState.FAIL and not retryable(trial, started)
+
+
+def counted(trials: Sequence[FrozenTrial], started: datetime) -> list[FrozenTrial]:
+    """The trials that count toward the budget: those that hold their point and those failed in this
+    invocation (so a sweep whose trials keep failing ends)."""
+    return [t for t in trials if t.state in TAKEN or failed_here(t, started)]
+
+
 def pending_points(candidates: Sequence[Point], trials: Sequence[FrozenTrial], started: datetime) -> list[Point]:
     """The candidates that no trial holds, nor failed in this invocation, without repeats."""
-    held = {
-        point_key(t.params)
-        for t in trials
-        if t.state in TAKEN or (t.state == TrialState.FAIL and not retryable(t, started))
-    }
+    held = {point_key(t.params) for t in counted(trials, started)}
     pending: list[Point] = []
     for point in candidates:
         if point_key(point) not in held:
@@ -240,13 +278,14 @@ def claim(
     started: datetime,
 ) -> optuna.Trial | None:
     """The next trial for this worker, its parameters suggested and its first heartbeat recorded; None when
-    the study holds `budget` trials or, for a grid, every point is held. Call under `study_lock`."""
+    `budget` trials count (see `counted`) or, for a grid, every point is held or failed in this invocation.
+    Call under `study_lock`."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
     trials = study.get_trials(deepcopy=False)
     if not any(t.state == TrialState.WAITING for t in trials):
-        if sum(t.state in TAKEN for t in trials) >= budget:
+        if len(counted(trials, started)) >= budget:
             return None
         candidates = grid if grid is not None else [t.params for t in trials if t.state == TrialState.FAIL]
         pending = pending_points(candidates, trials, started)

@@ -32,20 +32,26 @@ class TrialIdentity:
     storage: str  # the study's RDB URL
     study: str
     number: int
+    threads: int | None = None  # torch threads of the trial's job, when several trials share one machine
 
     def overrides(self) -> list[str]:
         """The job overrides that carry this identity (`trial` is bookkeeping: it is never logged as params)."""
+        threads = [] if self.threads is None else [f"+trial.threads={self.threads}"]
         return [
             f"+trial.storage={quote(self.storage)}",
             f"+trial.study={quote(self.study)}",
             f"+trial.number={self.number}",
+            *threads,
         ]
 
     @classmethod
     def of(cls, cfg: DictConfig) -> "TrialIdentity | None":
         """The identity in a job's config; None outside a sweep."""
         trial = cfg.get("trial")
-        return None if trial is None else cls(str(trial.storage), str(trial.study), int(trial.number))
+        if trial is None:
+            return None
+        threads = trial.get("threads")
+        return cls(str(trial.storage), str(trial.study), int(trial.number), None if threads is None else int(threads))
 
 
 def quote(value: str) -> str:
@@ -66,6 +72,10 @@ class SweepTrial:
     """The running trial of a sweep, as `TrainingHooks` for `fit`."""
 
     def __init__(self, identity: TrialIdentity) -> None:
+        if identity.threads is not None:  # this job shares the machine with other trials' jobs
+            import torch
+
+            torch.set_num_threads(identity.threads)
         storage = open_storage(identity.storage)
         study = optuna.load_study(study_name=identity.study, storage=storage)
         pruner = study.user_attrs.get(PRUNER_ATTR)

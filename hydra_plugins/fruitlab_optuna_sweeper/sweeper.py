@@ -3,8 +3,11 @@
 This module only adapts Hydra's Sweeper interface; Optuna, MLflow and torch are imported when a sweep starts,
 so that Hydra's plugin scan stays fast."""
 
+import logging
+import os
 import sys
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -17,24 +20,68 @@ from omegaconf import DictConfig, OmegaConf
 
 from fruitlab.sweeping.settings import SweepSettings
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class FruitlabOptunaSweeperConf(SweepSettings):
     _target_: str = "hydra_plugins.fruitlab_optuna_sweeper.sweeper.FruitlabOptunaSweeper"
+    # hydra/sweeper/sampler=<name> fills `sampler` (none chosen by default: fruitlab picks grid or tpe)
+    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"sampler": None}])
 
 
 ConfigStore.instance().store(
     group="hydra/sweeper", name="fruitlab_optuna", node=FruitlabOptunaSweeperConf, provider="fruitlab"
 )
 
+# The upstream plugin's sampler group, with Optuna 5's defaults: hydra/sweeper/sampler=tpe hydra.sweeper.sampler.seed=1.
+# Each names its sampler instead of a _target_, so that fruitlab builds it (with a seed per worker).
+SAMPLER_GROUP = {
+    "tpe": {"n_startup_trials": 10, "n_ei_candidates": 24, "multivariate": None, "constant_liar": True},
+    "random": {},
+    "grid": {},
+    "nsga2": {"population_size": 50, "mutation_prob": None, "crossover_prob": 0.9, "swapping_prob": 0.5},
+    "cmaes": {"n_startup_trials": 1, "popsize": None, "use_separable_cma": False, "with_margin": False},
+    "gp": {"n_startup_trials": 10, "deterministic_objective": False},
+    "qmc": {"qmc_type": "sobol", "scramble": False},
+    "bruteforce": {"avoid_premature_stop": False},
+}
+for _name, _options in SAMPLER_GROUP.items():
+    _node = {"name": _name, **({} if _name == "grid" else {"seed": None}), **_options}
+    ConfigStore.instance().store(group="hydra/sweeper/sampler", name=_name, node=_node, provider="fruitlab")
+
+
+def threads_per_trial(launcher: Launcher, n_jobs: int) -> int | None:
+    """Torch threads for each trial's job when the launcher runs it in a process on this machine: the cores
+    divided among the `n_jobs` trials in flight (joblib's workers would otherwise get one thread each however
+    many trials run). None when each trial has its own node (SLURM) or runs in the sweeper's process."""
+    local = type(launcher).__name__ in ("JoblibLauncher", "LocalLauncher")  # LocalLauncher: submitit_local
+    return max(1, len(os.sched_getaffinity(0)) // n_jobs) if local else None
+
+
+def concurrency_problem(launcher: Launcher) -> str | None:
+    """Why `launcher` cannot run several trials at once, or None. Hydra's basic launcher and joblib with one
+    job run the job in the calling thread, where Hydra's global state (HydraConfig) would be shared."""
+    kind = type(launcher).__name__
+    if kind == "JoblibLauncher":
+        from joblib import effective_n_jobs
+
+        if effective_n_jobs(launcher.joblib.get("n_jobs", -1)) > 1:
+            return None
+        return "hydra.launcher.n_jobs=1 runs every job in the sweeper's process"
+    if kind in ("LocalLauncher", "SlurmLauncher"):
+        return None
+    return f"Hydra's {kind} runs every job in the sweeper's process"
+
 
 class FruitlabOptunaSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
-        plain = {k: OmegaConf.to_container(v) if isinstance(v, DictConfig) else v for k, v in settings.items()}
+        plain = {k: OmegaConf.to_container(v) if isinstance(v, DictConfig | list) else v for k, v in settings.items()}
         self.settings = SweepSettings(**plain)
         self.hydra_context: HydraContext | None = None
         self.config: DictConfig | None = None
         self.launcher: Launcher | None = None
+        self.validating = threading.Lock()  # config loading is not known to be thread-safe
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from hydra.core.plugins import Plugins
@@ -46,11 +93,13 @@ class FruitlabOptunaSweeper(Sweeper):
         )
 
     def launch(self, overrides: list[str], job_number: int) -> JobReturn:
-        self.validate_batch_is_legal([overrides])
+        """One trial's job: a batch of one, so each trial slot waits for its own trial only."""
+        with self.validating:
+            self.validate_batch_is_legal([overrides])
         return self.launcher.launch([overrides], initial_job_idx=job_number)[0]
 
     def sweep(self, arguments: list[str]) -> Any:
-        from fruitlab.errors import FruitlabError, print_error
+        from fruitlab.errors import ConfigError, FruitlabError, SweepFailed, print_error
         from fruitlab.signals import interrupts_raise
         from fruitlab.sweeping.sweep import Sweep
 
@@ -58,9 +107,21 @@ class FruitlabOptunaSweeper(Sweeper):
         # The sweep's own params first: the command line wins for a key given in both.
         lines = [f"{key}={value}" for key, value in self.settings.params.items()]
         overrides = {o.get_key_element(): o for o in parser.parse_overrides([*lines, *arguments])}
+        n_jobs = self.settings.n_jobs
         with interrupts_raise():  # SIGTERM between trials too ends the sweep's runs and trial cleanly
             try:
-                return Sweep(self.settings, self.config, list(overrides.values()), self.launch).run()
+                problem = concurrency_problem(self.launcher) if n_jobs > 1 else None
+                if problem:
+                    raise ConfigError(
+                        f"hydra.sweeper.n_jobs={n_jobs} needs a launcher that runs each trial in its own process, "
+                        f"but {problem}: add hydra/launcher=joblib or hydra/launcher=submitit_local "
+                        "(pip install fruitlab[launchers])"
+                    )
+                threads = threads_per_trial(self.launcher, n_jobs)
+                return Sweep(self.settings, self.config, list(overrides.values()), self.launch, threads).run()
+            except SweepFailed as error:  # its trials failed: recorded, the sweep ended
+                print_error(error, self.config.get("verbose", False))
+                sys.exit(1)
             except FruitlabError as error:  # a bad sweep setting (trials' own errors are recorded, not raised)
-                print_error(error, self.config.verbose)
+                print_error(error, self.config.get("verbose", False))
                 sys.exit(2)
