@@ -165,13 +165,13 @@ def test_failing_trials_are_recorded_with_their_reason_and_the_sweep_goes_on(sto
     assert trials[0.001].state == TrialState.COMPLETE
     assert trials[1e12].state == trials[-1].state == TrialState.FAIL
     assert trials[1e12].user_attrs["fail_reason"].startswith("NonFiniteLossError: training diverged")
-    assert trials[-1].user_attrs["fail_reason"].startswith("ConfigError: invalid sgd settings (lr=-1,")
+    assert trials[-1].user_attrs["fail_reason"].startswith("ConfigError: lr=-1 is not allowed")
     assert "Invalid learning rate: -1" in trials[-1].user_attrs["fail_reason"]
     runs = {r.info.run_id: r for r in all_runs(store)}
     diverged, raised = (runs[trials[lr].user_attrs["mlflow_run_id"]] for lr in (1e12, -1))
     assert diverged.info.status == raised.info.status == "FAILED"
     assert diverged.data.tags["error"].startswith("NonFiniteLossError: training diverged")
-    assert raised.data.tags["error"].startswith("ConfigError: invalid sgd settings (lr=-1,")
+    assert raised.data.tags["error"].startswith("ConfigError: lr=-1 is not allowed")
     assert diverged.data.tags["trial_state"] == raised.data.tags["trial_state"] == "FAIL"
 
 

@@ -119,7 +119,7 @@ def test_a_source_of_another_architecture_is_refused(source_run: str) -> None:
 def test_an_unknown_source_says_what_is_accepted(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"neither a run id .* nor an existing checkpoint file"):
         load_source(str(tmp_path / "nowhere.ckpt"))
-    with pytest.raises(ConfigError, match="no model found at models:/absent@champion"):
+    with pytest.raises(ConfigError, match="cannot find model 'models:/absent@champion'"):
         load_source("models:/absent@champion")
 
 

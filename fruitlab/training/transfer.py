@@ -79,8 +79,8 @@ def _from_model_uri(uri: str, given: str) -> SourceWeights:
         model = load_logged_model(logged)
     except ModelError as error:
         raise ConfigError(
-            f"model.init_from={given}: {error}. Check the run id or model name and tracking.uri; for a run "
-            "logged with tracking.log_model=false, give its checkpoint file instead."
+            f"model.init_from={given}: {str(error).rstrip('.')}; for a run logged with tracking.log_model=false, "
+            "give its checkpoint file instead."
         ) from error
     return SourceWeights(_tensors(model.state_dict()), uri, logged.run_id)
 
