@@ -54,7 +54,7 @@ def cache_key(paths: list[Path], root: Path, *parts: object) -> str:
 def cached(path: Path, build: Callable[[], dict]) -> dict:
     """Load the tensors saved at `path`, or build and save them atomically (safe with concurrent workers)."""
     if path.exists():
-        return torch.load(path, weights_only=True)
+        return torch.load(path, weights_only=True, mmap=True)  # pages in on use: no copy of a large set
     value = build()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.partial")

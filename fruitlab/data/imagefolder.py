@@ -62,7 +62,7 @@ class ImageFolderDataModule(TensorImageDataModule):
             return {"images": decode_images(paths, self.image_size), "labels": torch.tensor(labels)}
 
         data = cached(self.cache_dir / f"imagefolder-{key}.pt", build)
-        return ImageTensors(data["images"], data["labels"]), classes
+        return ImageTensors(data["images"], data["labels"], [path.name for path in paths]), classes
 
     def load(self) -> tuple[ImageTensors, ImageTensors, list[str]]:
         training, classes = self._load_split(TRAIN_DIR)
