@@ -25,6 +25,9 @@ class SweepSettings:
     objectives: Any = None
     # how many trials the study should hold (complete, pruned or running); null: the grid's size, or 20
     n_trials: int | None = None
+    # stop claiming new trials once this many seconds have passed since this invocation started (a wall-clock
+    # budget; the trial running then finishes); null: no limit
+    timeout_s: float | None = None
     # null: <experiment>-<sweep name or swept keys>-<hash of the command>, so the same command resumes
     study_name: str | None = None
     # an Optuna RDB URL (sqlite:///..., postgresql://...); null: optuna.db beside the MLflow store

@@ -192,6 +192,9 @@ class Sweep:
         (one of them may die and leave its point to this worker)."""
         poll = min(10, self.settings.heartbeat_interval)
         while True:
+            if self.out_of_time(started):
+                log.info("the sweep's time budget (%s s) is spent: no new trial", self.settings.timeout_s)
+                return
             with study_lock(self.storage_url, self.study_name):
                 trial = claim(study, storage, self.space, self.grid, self.budget, started)
                 elsewhere = 0 if trial else running_trials(study)
@@ -202,6 +205,10 @@ class Sweep:
                 time.sleep(poll)
             else:
                 return
+
+    def out_of_time(self, started: datetime) -> bool:
+        timeout = self.settings.timeout_s
+        return timeout is not None and (datetime.now() - started).total_seconds() >= timeout
 
     def run_trial(self, study: optuna.Study, storage: RDBStorage, trial: optuna.Trial, parent: RunRecorder) -> None:
         swept = list(self.space.overrides(trial.params))
