@@ -80,3 +80,8 @@ def test_unknown_split_and_split_without_file_names_are_refused() -> None:
         split_indices("stripes", labels, None, 0.5, 0)
     with pytest.raises(ConfigError, match="needs image files named by frame number"):
         split_indices("blocks", labels, None, 0.5, 0)
+
+
+def test_hard_set_without_a_root_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"data\.root is not set.*FRUITLAB_DATA_HARD"):
+        ImageFolderDataModule(root=None, sample_when_no_root=False, cache_dir=tmp_path)

@@ -66,7 +66,8 @@ STRATEGIES: dict[str, tuple[str, ...]] = {
     ),
     "optimizer x lr grid": (HARD, "model=vgg3_bn", "data.image_size=32", "optim=sgd,adam,adadelta", "lr=0.1,0.01"),
 }
-STUDY_KEYS = ("model", "seed", "optim", "lr", "sweep", "trainer.max_epochs", "data", "tracking.experiment")
+STUDY_KEYS = ("model", "seed", "optim", "lr", "sweep", "trainer.max_epochs", "data")
+STORE_KEYS = ("tracking.uri", "tracking.experiment")  # resolved once, then given to every part
 
 
 @dataclass(frozen=True)
@@ -236,9 +237,9 @@ def hard_study(overrides: list[str], plan: Plan, out: Path | None) -> HardStudyR
     check_models(plan.models)
     cfg = compose_config([HARD, *overrides])  # fails here, before any training, on a bad override
     experiment = cfg.tracking.experiment or EXPERIMENT
-    common = [*COMMON, f"tracking.experiment={experiment}", *overrides]
     uri = use_store(cfg.tracking.uri)
-    common.append(f"tracking.uri={uri}")
+    others = [o for o in overrides if o.split("=", 1)[0] not in STORE_KEYS]
+    common = [*COMMON, f"tracking.experiment={experiment}", f"tracking.uri={uri}", *others]
     reader = StoreReader(uri)
     experiment_id = ensure_experiment(experiment, uri)
     baselines = baseline_parts(plan, experiment, common)

@@ -47,9 +47,15 @@ class ImageFolderDataModule(TensorImageDataModule):
         root: str | Path | None = None,
         image_size: int = 32,
         cache_dir: str | Path | None = None,
+        sample_when_no_root: bool = True,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if not root and not sample_when_no_root:
+            raise DataError(
+                "data.root is not set and no embedded sample stands in for this dataset: set data.root=PATH, or "
+                "the environment variable its config reads (FRUITLAB_DATA_HARD for data=fruits360_hard)"
+            )
         self.root = Path(root).expanduser() if root else embedded_sample()
         self.image_size = image_size
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()

@@ -46,7 +46,7 @@ def _held_out_frames(frames: np.ndarray, val_fraction: float, blocks: int, rng: 
 
 
 def block_split(
-    labels: np.ndarray, frames: np.ndarray, val_fraction: float, seed: int, blocks: int = 4, gap: int = 3
+    labels: np.ndarray, frames: np.ndarray, val_fraction: float, seed: int, blocks: int = 4, gap: int = 2
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per class, `blocks` contiguous ranges of frame numbers (about `val_fraction` of its images) are
     validation; images within `gap` frames of a validation frame are in neither set. Seeded."""
@@ -72,7 +72,7 @@ def split_indices(
     val_fraction: float,
     seed: int,
     blocks: int = 4,
-    gap: int = 3,
+    gap: int = 2,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(train indices, validation indices) of a training set by the strategy `split` (one of SPLITS)."""
     if split == "random":
