@@ -6,11 +6,15 @@ The plan, sized for about 90 minutes on 2 CPU cores at the default --budget 90:
 1. baselines: the seed paper's models (vgg1, vgg2, vgg3, vgg3_dropout, vgg3_bn, lenet, mobilenet_v2) and the
    PCA -> FFNN at its best component count (170), with the paper's settings (Adam, lr 1e-3, 32x32), 1 epoch
    (--baseline-epochs), 3 seeds each (--seeds);
-2. three search strategies, each for --budget x 0.13 minutes of wall time (about 12 minutes at 90), trials of up
-   to 3 epochs (--search-epochs): TPE with Hyperband pruning over `sweep=hard_search`, random search over the
-   same space without pruning, and the seed CIFAR paper's 3x2 grid (SGD, Adam, Adadelta x lr 0.1, 0.01) on
-   vgg3_bn at 32x32. Each stops claiming trials when its time is spent (hydra.sweeper.timeout_s);
-3. the best configuration by validation accuracy over all three strategies, retrained with each seed;
+2. three search strategies, each for --budget x 0.12 minutes of wall time (about 11 minutes at 90): TPE with
+   Hyperband pruning over `sweep=hard_search`, random search over the same space without pruning, and the seed
+   CIFAR paper's 3x2 grid (SGD, Adam, Adadelta x lr 0.1, 0.01) on vgg3_bn at 32x32. A trial trains for up to 4
+   quarter epochs (--search-epochs; +trainer.limit_train_batches=0.25, validated on the whole validation split
+   after each), so that a trial costs at most about one baseline run and Hyperband has 4 rungs to prune at.
+   Each strategy stops claiming trials when its time is spent (hydra.sweeper.timeout_s; the trial running then
+   finishes, and the figure shows the time each strategy really took);
+3. the best configuration by validation accuracy over all three strategies, retrained with each seed with the
+   search's settings;
 4. the report (fruitlab/reporting/hard_study.py): best-so-far validation and test zero-one loss against wall
    time for the three strategies, the ranking, the confusion matrix of the best model with its most confused
    class pairs and Grad-CAM of those confusions, in <out>/ and under report/ of the retrained part's parent run.
@@ -43,9 +47,11 @@ EXPERIMENT = "fruits360-hard"
 MODELS = ("vgg1", "vgg2", "vgg3", "vgg3_dropout", "vgg3_bn", "lenet", "mobilenet_v2")
 PCA_COMPONENTS = 170  # the seed paper's best component count
 SEEDS = (1, 2, 3)
-STRATEGY_SHARE = 0.13  # of --budget, for each of the three search strategies
+STRATEGY_SHARE = 0.12  # of --budget, for each of the three search strategies
 BASELINE_EPOCHS = 1
-SEARCH_EPOCHS = 3
+SEARCH_EPOCHS = 4
+SEARCH_EPOCH_FRACTION = 0.25  # of the training split per search "epoch": more rungs for pruning, cheap trials
+# The sizing is an estimate, not yet checked on an idle machine: the baselines should take about half of it.
 MAX_TRIALS = 10_000  # the time budget, not a trial count, ends a search
 HARD = "data=fruits360_hard"
 # Every run: selection on validation accuracy, no champion registered by a part of the study.
@@ -120,7 +126,11 @@ def baseline_parts(plan: Plan, experiment: str, common: list[str]) -> list[Part]
 
 
 def strategy_parts(plan: Plan, experiment: str, common: list[str]) -> list[Part]:
-    search = (f"trainer.max_epochs={plan.search_epochs}", f"hydra.sweeper.n_trials={plan.max_trials}")
+    search = (
+        f"trainer.max_epochs={plan.search_epochs}",
+        f"+trainer.limit_train_batches={SEARCH_EPOCH_FRACTION}",
+        f"hydra.sweeper.n_trials={plan.max_trials}",
+    )
     return [
         Part(label, study_name(experiment, label), (*overrides, *search, *common), plan.strategy_s)
         for label, overrides in STRATEGIES.items()
@@ -310,7 +320,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=seed_list, default=list(SEEDS), help="seeds of each baseline and the retrain")
     p.add_argument("--components", type=int, default=PCA_COMPONENTS, help="PCA baseline components, 0 for none")
     p.add_argument("--baseline-epochs", type=positive(int), default=BASELINE_EPOCHS)
-    p.add_argument("--search-epochs", type=positive(int), default=SEARCH_EPOCHS, help="epochs of a search trial")
+    p.add_argument("--search-epochs", type=positive(int), default=SEARCH_EPOCHS, help="quarter epochs per trial")
     p.add_argument("--max-trials", type=positive(int), default=MAX_TRIALS, help="trials per strategy at most")
     p.add_argument("--out", type=Path, help="report folder (default: reports/<experiment>)")
     return p

@@ -64,19 +64,21 @@ def trials_table(reader: StoreReader, parent: RunRecord) -> pd.DataFrame:
 def best_so_far(trials: pd.DataFrame, results: dict[str, RunRecord]) -> pd.DataFrame:
     """After each finished trial (in completion order, time = the trials' summed durations): the validation and
     test zero-one loss of the trial a practitioner would pick so far, the best by validation accuracy."""
+    columns = ["minutes", "trial", "best_trial", "val_zero_one_loss", "test_zero_one_loss", "run_id"]
     if trials.empty:
-        return pd.DataFrame(columns=["minutes", "trial", "val_zero_one_loss", "test_zero_one_loss", "run_id"])
+        return pd.DataFrame(columns=columns)
     done = trials.dropna(subset=["datetime_complete"]).sort_values("datetime_complete")
     minutes = pd.to_timedelta(done["duration"]).dt.total_seconds().cumsum() / 60
-    rows, best = [], None
+    rows, best, best_number = [], None, None
     for (_, trial), elapsed in zip(done.iterrows(), minutes, strict=True):
         run = results.get(str(trial.get(RUN_ID_COLUMN)))
         better = run is not None and (best is None or run.metrics[SELECTION] > best.metrics[SELECTION])
         if trial["state"] == "COMPLETE" and better:
-            best = run
+            best, best_number = run, trial["number"]
         if best is not None:
-            rows.append((elapsed, trial["number"], 1 - best.metrics[SELECTION], best.metrics[RESULT], best.run_id))
-    return pd.DataFrame(rows, columns=["minutes", "trial", "val_zero_one_loss", "test_zero_one_loss", "run_id"])
+            val_loss = 1 - best.metrics[SELECTION]
+            rows.append((elapsed, trial["number"], best_number, val_loss, best.metrics[RESULT], best.run_id))
+    return pd.DataFrame(rows, columns=columns)
 
 
 def best_so_far_figure(curves: dict[str, pd.DataFrame]) -> Figure:
@@ -185,7 +187,7 @@ def write_hard_report(
         curves[label] = best_so_far(trials, results)
         if not curves[label].empty:
             last = curves[label].iloc[-1]
-            row = seed_row(f"search: {label} (best trial {int(last['trial'])})", [results[last["run_id"]]])
+            row = seed_row(f"search: {label} (trial {int(last['best_trial'])})", [results[last["run_id"]]])
             strategy_rows.append({**row, "minutes": last["minutes"], "trials": len(trials)})
     retrained = sorted(finished_trials(runs, parents[parts.retrained]), key=lambda run: run.params.get("seed", ""))
     if retrained:
