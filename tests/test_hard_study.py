@@ -42,7 +42,7 @@ def experiment_runs(uri: str, experiment: str) -> list:
 
 def test_study_runs_every_part_reports_and_a_rerun_adds_nothing(few_classes: Path, store: str, tmp_path: Path) -> None:
     out = tmp_path / "report"
-    plan = Plan(["lenet"], [1], 10, baseline_epochs=1, search_epochs=1, strategy_s=600, max_trials=2)
+    plan = Plan(["lenet"], [1], 10, baseline_epochs=1, search_epochs=1, strategy_s=600, max_trials=2, pca_epochs=1)
     overrides = [f"data.root={few_classes}", f"tracking.uri={store}", "tracking.experiment=hard-smoke", *FAST]
     first = hard_study(overrides, plan, out)
 
