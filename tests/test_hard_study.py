@@ -14,6 +14,8 @@ from fruitlab.commands.hard_study import MODELS, STRATEGIES, Plan, hard_study
 from fruitlab.data.imagefolder import TEST_DIR, TRAIN_DIR, embedded_sample
 from fruitlab.data.splits import frame_number
 from fruitlab.errors import ConfigError
+from fruitlab.reporting.hard_study import best_so_far, confused_pairs
+from fruitlab.tracking.query import RunRecord
 
 HARD = REPO.parent / "shared" / "data" / "fruits360-hard"
 CLASSES = ("Apple Golden 1", "Banana 1", "Grape White 1")  # in both the hard set and the embedded sample
@@ -71,6 +73,40 @@ def test_study_runs_every_part_reports_and_a_rerun_adds_nothing(few_classes: Pat
     assert again.ran == {} and set(again.skipped) == set(first.ran)
     assert len(experiment_runs(store, "hard-smoke")) == len(runs)  # nothing added
     assert (out / "summary.md").is_file()  # the report redrawn
+
+
+def result(run_id: str, val_acc: float, test_loss: float) -> RunRecord:
+    metrics = {"best_val_acc": val_acc, "test_zero_one_loss": test_loss}
+    return RunRecord(run_id, run_id, "0", "FINISHED", "parent", {}, metrics, {})
+
+
+def test_best_so_far_chooses_on_validation_and_counts_every_trials_time() -> None:
+    trials = pd.DataFrame(
+        {
+            "number": [0, 1, 2],
+            "state": ["COMPLETE", "PRUNED", "COMPLETE"],
+            "datetime_complete": ["2026-01-01 10:01", "2026-01-01 10:02", "2026-01-01 10:05"],
+            "duration": ["0 days 00:01:00", "0 days 00:00:30", "0 days 00:03:00"],
+            "user_attrs_mlflow_run_id": ["a", "b", "c"],
+        }
+    )
+    runs = {"a": result("a", 0.8, 0.30), "b": result("b", 0.95, 0.01), "c": result("c", 0.9, 0.40)}
+    curve = best_so_far(trials, runs)
+    assert list(curve["minutes"]) == [1.0, 1.5, 4.5]
+    assert list(curve["best_trial"]) == [0, 0, 2]  # the pruned trial is never chosen; a worse test loss is kept
+    assert list(curve["test_zero_one_loss"]) == [0.30, 0.30, 0.40]
+    assert curve["val_zero_one_loss"].iloc[-1] == pytest.approx(0.1)
+
+
+def test_confused_pairs_are_the_largest_off_diagonal_counts() -> None:
+    names = ["apple", "pear", "plum"]
+    matrix = pd.DataFrame([[50, 8, 0], [3, 40, 1], [0, 0, 20]], index=names, columns=names)
+    pairs = confused_pairs(matrix, top=2)
+    assert list(zip(pairs["true"], pairs["predicted"], pairs["images"], strict=True)) == [
+        ("apple", "pear", 8),
+        ("pear", "apple", 3),
+    ]
+    assert pairs["share_of_true_class"].iloc[0] == pytest.approx(8 / 58)
 
 
 def test_overrides_the_study_sets_are_refused() -> None:
