@@ -50,7 +50,6 @@ SEEDS = (1, 2, 3)
 STRATEGY_SHARE = 0.12  # of --budget, for each of the three search strategies
 BASELINE_EPOCHS = 1
 SEARCH_EPOCHS = 4
-SEARCH_EPOCH_FRACTION = 0.25  # of the training split per search "epoch": more rungs for pruning, cheap trials
 # The sizing is an estimate, not yet checked on an idle machine: the baselines should take about half of it.
 MAX_TRIALS = 10_000  # the time budget, not a trial count, ends a search
 HARD = "data=fruits360_hard"
@@ -86,6 +85,7 @@ class Plan:
     strategy_s: float
     max_trials: int
     pca_epochs: int = 10
+    search_epoch_fraction: float = 0.25  # of the training split per search "epoch"; 1.0: whole epochs
 
 
 @dataclass(frozen=True)
@@ -125,11 +125,10 @@ def baseline_parts(plan: Plan, experiment: str, common: list[str]) -> list[Part]
 
 
 def strategy_parts(plan: Plan, experiment: str, common: list[str]) -> list[Part]:
-    search = (
-        f"trainer.max_epochs={plan.search_epochs}",
-        f"+trainer.limit_train_batches={SEARCH_EPOCH_FRACTION}",
-        f"hydra.sweeper.n_trials={plan.max_trials}",
-    )
+    # quarter epochs by default: more rungs for Hyperband, and a trial costs at most about one baseline run
+    search = [f"trainer.max_epochs={plan.search_epochs}", f"hydra.sweeper.n_trials={plan.max_trials}"]
+    if plan.search_epoch_fraction < 1:
+        search.append(f"+trainer.limit_train_batches={plan.search_epoch_fraction}")
     return [
         Part(label, study_name(experiment, label), (*overrides, *search, *common), plan.strategy_s)
         for label, overrides in STRATEGIES.items()
