@@ -157,7 +157,7 @@ def markdown_table(frame: pd.DataFrame) -> str:
     shown = frame.astype(object).where(frame.notna(), "—")
     buffer.write("| " + " | ".join(map(str, shown.columns)) + " |\n|" + "---|" * len(shown.columns) + "\n")
     for row in shown.itertuples(index=False):
-        buffer.write("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |\n")
+        buffer.write("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |\n")
     return buffer.getvalue()
 
 
