@@ -16,7 +16,7 @@ def test_k_folds_make_k_child_runs_and_the_parent_holds_the_mean(make_config, st
     # as a sweeper does: each trial's run is a child of the sweep's parent run
     sweep = client.create_run(client.create_experiment("sweep"), run_name="sweep")
     cfg = make_config(
-        "model=lenet", "cv.folds=3", f"data.root={real_data}", f"tracking.uri={store}",
+        "model=lenet", "cv.folds=3", f"data.root={real_data}", "data.val_split=random", f"tracking.uri={store}",
         "trainer.max_epochs=1", "+trainer.limit_train_batches=5", "+trainer.limit_val_batches=2",
         "trainer.enable_progress_bar=false",
         f"+tracking.parent_run_id={sweep.info.run_id}",

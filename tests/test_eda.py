@@ -17,7 +17,7 @@ FIGURES = {"samples.png", "class_counts.png", "explained_variance.png", "eigenfr
 
 
 def test_exploration_run_logs_figures_counts_and_a_falling_reconstruction_error(store: str, tmp_path: Path) -> None:
-    main([f"tracking.uri={store}", "--out", str(tmp_path / "eda")])
+    main([f"tracking.uri={store}", "data.val_split=random", "--out", str(tmp_path / "eda")])
 
     assert {p.name for p in (tmp_path / "eda").iterdir()} == FIGURES
     for name in FIGURES:

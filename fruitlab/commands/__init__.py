@@ -11,6 +11,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "eda": ("fruitlab.commands.eda", "explore a dataset, recorded as an MLflow run"),
     "report": ("fruitlab.commands.report", "rank the runs of an experiment or a sweep"),
     "study": ("fruitlab.commands.study", "reproduce the Fruits-360 seed study"),
+    "hard-study": ("fruitlab.commands.hard_study", "the Fruits-360 hard study: baselines, search strategies, report"),
     "export": ("fruitlab.commands.export", "TorchScript and ONNX files of a recorded model"),
     "quantize": ("fruitlab.commands.quantize", "int8 quantization of a recorded model"),
     "serve": ("fruitlab.commands.serve", "serve a recorded model over HTTP"),

@@ -1,7 +1,8 @@
 """A LightningDataModule over in-memory uint8 image tensors: the shared path of every dataset.
 
 Subclasses only say how to load the train and test tensors; this class makes the seeded, stratified
-train/validation split, computes normalisation statistics on the training split and serves the loaders.
+train/validation split (random, or held-out blocks of video frames: see splits.py), computes normalisation
+statistics on the training split and serves the loaders.
 Batches stay uint8 until the model (which owns the normalisation) so that what is logged is deployable.
 """
 
@@ -10,15 +11,19 @@ from dataclasses import dataclass
 
 import lightning.pytorch as pl
 import torch
-from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+
+from fruitlab.data.splits import split_indices
+
+STATISTICS_CHUNK = 512  # images per step of the normalisation statistics: never a float copy of the whole set
 
 
 @dataclass
 class ImageTensors:
     images: torch.Tensor  # (N, C, H, W) uint8
     labels: torch.Tensor  # (N,) int64
+    file_names: list[str] | None = None  # each image's file name, where the dataset has files (frame numbers)
 
 
 @dataclass(frozen=True)
@@ -51,8 +56,14 @@ class TensorImageDataModule(pl.LightningDataModule):
         val_fraction: float = 0.2,
         seed: int = 0,
         eval_batch_size: int = 256,
+        val_split: str = "random",
+        val_blocks: int = 4,
+        val_gap: int = 2,
     ) -> None:
         super().__init__()
+        self.val_split = val_split
+        self.val_blocks = val_blocks
+        self.val_gap = val_gap
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.val_fraction = val_fraction
@@ -101,11 +112,14 @@ class TensorImageDataModule(pl.LightningDataModule):
         if self.train is not None:
             return
         training, self.test, self.classes = self.load()
-        train_idx, val_idx = train_test_split(
-            torch.arange(len(training.labels)).numpy(),
-            test_size=self.val_fraction,
-            stratify=training.labels.numpy(),
-            random_state=self.seed,
+        train_idx, val_idx = split_indices(
+            self.val_split,
+            training.labels.numpy(),
+            training.file_names,
+            self.val_fraction,
+            self.seed,
+            self.val_blocks,
+            self.val_gap,
         )
         self.train = _subset(training, train_idx)
         self.val = _subset(training, val_idx)
@@ -122,8 +136,7 @@ class TensorImageDataModule(pl.LightningDataModule):
     def input_transform(self) -> nn.Module:
         """The fitted preprocessing the model applies to [0, 1] images (normalisation by default)."""
         assert self.train is not None, "call setup() first"
-        pixels = self.train.images.float().div_(255)
-        return Normalize(pixels.mean(dim=(0, 2, 3)), pixels.std(dim=(0, 2, 3)))
+        return Normalize(*channel_statistics(self.train.images))
 
     @property
     def model_input_shape(self) -> tuple[int, ...]:
@@ -138,6 +151,20 @@ class TensorImageDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return _loader(self.test, self.eval_batch_size)
+
+
+def channel_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation of uint8 images in [0, 1] units, summed in float64 chunks."""
+    total = torch.zeros(images.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for start in range(0, len(images), STATISTICS_CHUNK):
+        chunk = images[start : start + STATISTICS_CHUNK].double().div_(255)
+        total += chunk.sum(dim=(0, 2, 3))
+        squares += chunk.square().sum(dim=(0, 2, 3))
+    count = images.numel() // images.shape[1]
+    mean = total / count
+    variance = (squares - count * mean.square()) / (count - 1)  # unbiased, as torch.std
+    return mean.float(), variance.clamp_min(0).sqrt().float()
 
 
 def _subset(data: ImageTensors, index) -> ImageTensors:

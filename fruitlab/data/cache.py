@@ -79,7 +79,7 @@ class CacheDamaged(Exception):
 def read_checked(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a cache file, after checking its format version, shapes, types and checksum."""
     try:
-        content = torch.load(path, weights_only=True)
+        content = torch.load(path, weights_only=True, mmap=True)  # pages in on use: no copy of a large set
     except Exception as error:  # truncated or altered bytes surface as any of zip, pickle or storage errors
         raise CacheDamaged(f"unreadable: {type(error).__name__}") from error
     if not isinstance(content, dict) or content.get("format") != CACHE_FORMAT:

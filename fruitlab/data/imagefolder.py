@@ -48,9 +48,15 @@ class ImageFolderDataModule(TensorImageDataModule):
         root: str | Path | None = None,
         image_size: int = 32,
         cache_dir: str | Path | None = None,
+        sample_when_no_root: bool = True,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if not root and not sample_when_no_root:
+            raise DataError(
+                "data.root is not set and no embedded sample stands in for this dataset: set data.root=PATH, or "
+                "the environment variable its config reads (FRUITLAB_DATA_HARD for data=fruits360_hard)"
+            )
         self.root = Path(root).expanduser() if root else embedded_sample()
         self.image_size = image_size
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
@@ -65,7 +71,7 @@ class ImageFolderDataModule(TensorImageDataModule):
             return {"images": decode_images(paths, self.image_size), "labels": torch.tensor(labels)}
 
         data = load_cached(self.cache_dir / f"imagefolder-{key}.pt", build)
-        return ImageTensors(data["images"], data["labels"]), classes
+        return ImageTensors(data["images"], data["labels"], [path.name for path in paths]), classes
 
     def load(self) -> tuple[ImageTensors, ImageTensors, list[str]]:
         training, classes = self._load_split(TRAIN_DIR)

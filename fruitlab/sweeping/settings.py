@@ -36,6 +36,9 @@ class SweepSettings:
     max_failure_rate: float = 1.0
     # dotted path of a function f(cfg, trial) that suggests further parameters, e.g. conditional ones
     custom_search_space: str | None = None
+    # stop claiming new trials once this many seconds have passed since this invocation started (a wall-clock
+    # budget; the trial running then finishes); null: no limit
+    timeout_s: float | None = None
     # null: <experiment>-<sweep name or swept keys>-<hash of the command>, so the same command resumes
     study_name: str | None = None
     # an Optuna RDB URL (sqlite:///..., postgresql://...); null: optuna.db beside the MLflow store

@@ -350,6 +350,9 @@ class Sweep:
         its last trials (one of them may die and leave its point to this worker)."""
         poll = min(10, self.settings.heartbeat_interval)
         while self.stop_reason is None:
+            if self.out_of_time(started):
+                log.info("the sweep's time budget (%s s) is spent: no new trial", self.settings.timeout_s)
+                return
             with study_lock(self.storage_url, self.study_name):
                 trial = claim(study, storage, self.space, self.grid, self.budget, started)
                 if trial is not None and self.extend_space is not None:
@@ -389,6 +392,10 @@ class Sweep:
                 f"sweep {self.study_name}: all {failed} trial(s) failed (last: {self.last_failure}); "
                 "see fail_reason in the trials (trials.csv on the parent run)"
             )
+
+    def out_of_time(self, started: datetime) -> bool:
+        timeout = self.settings.timeout_s
+        return timeout is not None and (datetime.now() - started).total_seconds() >= timeout
 
     def run_trial(self, study: optuna.Study, storage: RDBStorage, trial: optuna.Trial, parent: RunRecorder) -> None:
         # Parameters beyond the command line's were suggested by custom_search_space, named as overrides.
