@@ -13,8 +13,8 @@
     hydra.sweeper.n_jobs=2 / the same grid with n_jobs=1; both use every core (torch threads are divided
     among the trials in flight)                                                             (goal <= 0.8)
 
-Usage: python benchmarks/bench_sweeps.py [--data PATH] [--trials 10] [--epochs 10] [--repeats 3]
-       python benchmarks/bench_sweeps.py --parallel [--data PATH] [--repeats 1]
+Usage: python benchmarks/bench_sweeps.py [--data PATH] [--trials 10] [--epochs 10] [--repeats 3] [--parts abcd]
+       python benchmarks/bench_sweeps.py --parallel [--data PATH] [--repeats 1]      # the same as --parts e
 """
 
 import argparse
@@ -131,6 +131,32 @@ def compare_parallel_grid(root: Path, repeats: int) -> None:
           f"ratio {parallel / serial:.2f} (goal <= 0.8)", flush=True)  # fmt: skip
 
 
+def pca_sharing(root: Path, repeats: int) -> None:
+    """(a): PCA refitted per trial against one cached fit, alternated and repeated."""
+    with tempfile.TemporaryDirectory() as cache:
+        cache = Path(cache)
+        PCADataModule(root=root, cache_dir=cache).setup("fit")  # decode the images once, untimed
+        # Alternated and repeated: the fastest of each is the least disturbed by other work on the machine.
+        times = [(pca_seconds(root, cache, None), pca_seconds(root, cache, max(COMPONENTS))) for _ in range(repeats)]
+    refit, shared = (min(column) for column in zip(*times, strict=True))
+    print(f"(a) PCA for {len(COMPONENTS)} trials (fastest of {repeats}): refit per trial {refit:.2f} s, "
+          f"shared cached fit {shared:.2f} s, ratio {refit / shared:.1f}x (goal >= 5x)", flush=True)  # fmt: skip
+
+
+def pruning(root: Path, trials: int, epochs: int) -> None:
+    """(b): the same TPE sweep with the median pruner and without."""
+    with tempfile.TemporaryDirectory() as unpruned_store, tempfile.TemporaryDirectory() as pruned_store:
+        unpruned_time, unpruned = sweep(root, Path(unpruned_store), "none", trials, epochs)
+        pruned_time, pruned = sweep(root, Path(pruned_store), "median", trials, epochs)
+    n_pruned = len(pruned.get_trials(states=(TrialState.PRUNED,)))
+    print(f"(b) TPE sweep, {trials} trials of up to {epochs} epochs (vgg1, SGD, 16 px):")
+    for name, seconds, study in (("unpruned", unpruned_time, unpruned), ("median pruner", pruned_time, pruned)):
+        print(f"    {name}: {seconds:.0f} s, best val_loss {study.best_value:.4f} (lr {study.best_params['lr']:.3g})")
+    print(f"    {n_pruned} of {trials} trials pruned")
+    same = "the same best value" if pruned.best_value == unpruned.best_value else "DIFFERENT best values"
+    print(f"    wall-time ratio pruned / unpruned {pruned_time / unpruned_time:.2f} (goal <= 0.5), {same}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_data = os.environ.get("FRUITLAB_DATA", str(REPO.parent / "shared" / "data" / "fruits360"))
@@ -138,35 +164,19 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--parallel", action="store_true", help="only (e): parallel trials on the joblib launcher")
+    parser.add_argument("--parts", default="abcd", help="which measures to run, e.g. cd or e (default: abcd)")
+    parser.add_argument("--parallel", action="store_true", help="the same as --parts e")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if args.parallel:
-        compare_parallel_grid(args.data, args.repeats)
-        return
-
-    with tempfile.TemporaryDirectory() as cache:
-        cache = Path(cache)
-        PCADataModule(root=args.data, cache_dir=cache).setup("fit")  # decode the images once, untimed
-        # Alternated and repeated: the fastest of each is the least disturbed by other work on the machine.
-        times = [(pca_seconds(args.data, cache, None), pca_seconds(args.data, cache, max(COMPONENTS)))
-                 for _ in range(args.repeats)]  # fmt: skip
-    refit, shared = (min(column) for column in zip(*times, strict=True))
-    print(f"(a) PCA for {len(COMPONENTS)} trials (fastest of {args.repeats}): refit per trial {refit:.2f} s, "
-          f"shared cached fit {shared:.2f} s, ratio {refit / shared:.1f}x (goal >= 5x)", flush=True)  # fmt: skip
-
-    with tempfile.TemporaryDirectory() as unpruned_store, tempfile.TemporaryDirectory() as pruned_store:
-        unpruned_time, unpruned = sweep(args.data, Path(unpruned_store), "none", args.trials, args.epochs)
-        pruned_time, pruned = sweep(args.data, Path(pruned_store), "median", args.trials, args.epochs)
-    n_pruned = len(pruned.get_trials(states=(TrialState.PRUNED,)))
-    print(f"(b) TPE sweep, {args.trials} trials of up to {args.epochs} epochs (vgg1, SGD, 16 px):")
-    for name, seconds, study in (("unpruned", unpruned_time, unpruned), ("median pruner", pruned_time, pruned)):
-        print(f"    {name}: {seconds:.0f} s, best val_loss {study.best_value:.4f} (lr {study.best_params['lr']:.3g})")
-    print(f"    {n_pruned} of {args.trials} trials pruned")
-    same = "the same best value" if pruned.best_value == unpruned.best_value else "DIFFERENT best values"
-    print(f"    wall-time ratio pruned / unpruned {pruned_time / unpruned_time:.2f} (goal <= 0.5), {same}")
-    sweep_overhead(args.data)
-    worker_memory(args.data)
+    parts = {
+        "a": lambda: pca_sharing(args.data, args.repeats),
+        "b": lambda: pruning(args.data, args.trials, args.epochs),
+        "c": lambda: sweep_overhead(args.data),
+        "d": lambda: worker_memory(args.data),
+        "e": lambda: compare_parallel_grid(args.data, args.repeats),
+    }
+    for part in "e" if args.parallel else args.parts:
+        parts[part]()
 
 
 if __name__ == "__main__":
