@@ -1,6 +1,7 @@
 """What a single run prints and records for its user: a clean console that ends with the run's summary, an
 experiment that MLflow's UI opens as a model-training one, and the run's data splits as MLflow datasets."""
 
+import json
 import logging
 import re
 import warnings
@@ -77,12 +78,14 @@ def test_the_experiment_is_a_model_training_one_and_the_run_has_its_datasets(con
     assert train.source.endswith('/Training"}') and validation.source == train.source
     assert test.source.endswith('/Test"}') and train.source_type == "local"
     assert len({train.digest, validation.digest, test.digest}) == 3
-    rows = {name: d.dataset.profile for name, d in inputs.items()}
+    rows = {name: json.loads(d.dataset.profile)["num_rows"] for name, d in inputs.items()}
+    sizes = run.data.metrics  # the splits' sizes as the run recorded them
     assert rows == {
-        "fruits360-train": '{"num_rows": 320}',
-        "fruits360-validation": '{"num_rows": 80}',
-        "fruits360-test": '{"num_rows": 120}',
+        "fruits360-train": sizes["train_size"],
+        "fruits360-validation": sizes["val_size"],
+        "fruits360-test": sizes["test_size"],
     }
+    assert rows["fruits360-test"] == 120 and rows["fruits360-train"] > 2 * rows["fruits360-validation"]
 
 
 def test_an_experiment_fruitlab_did_not_create_keeps_its_tags(store: str) -> None:
