@@ -57,6 +57,11 @@ def store(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
 
 
+def named_sweeps_line() -> str:
+    """How `--help` lists the `sweep` config group: every file of sweeps/."""
+    return f"sweep: {', '.join(sorted(path.stem for path in (REPO / 'sweeps').glob('*.yaml')))}"
+
+
 def compose_config(*overrides: str) -> DictConfig:
     """Compose the project's config with overrides, as `python -m fruitlab` would."""
     return compose_overrides(list(overrides))
