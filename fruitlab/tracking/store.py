@@ -17,7 +17,7 @@ REACH_TIMEOUT_S = 10  # one quick look instead of MLflow's retries, which last m
 # MLflow 3's declared kind of an experiment: a model-training ("Machine learning") one, not a GenAI one.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"
-LOCK_TIMEOUT_S = 5  # how long a SQLite store may stay locked by another process before that is reported
+LOCK_TIMEOUT_S = 15  # how long a SQLite store may stay locked by another process before that is reported
 CREDENTIALS = "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
 
 
@@ -97,13 +97,14 @@ def check_sqlite_writable(path: Path) -> None:
     try:
         connection = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S)
         try:
-            connection.execute("BEGIN IMMEDIATE")  # takes the write lock, as MLflow's first write would
+            # The whole-file check reads only: parallel workers' writes go on meanwhile.
             (verdict,) = connection.execute("PRAGMA quick_check(1)").fetchone()
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"database disk image is malformed: {verdict}")
+            connection.execute("BEGIN IMMEDIATE")  # takes the write lock, as MLflow's first write would
             (version,) = connection.execute("PRAGMA user_version").fetchone()
             connection.execute(f"PRAGMA user_version = {int(version)}")  # a write (to the journal), undone below
             connection.rollback()
-            if verdict != "ok":
-                raise sqlite3.DatabaseError(f"database disk image is malformed: {verdict}")
         finally:
             connection.close()
     except sqlite3.Error as error:
