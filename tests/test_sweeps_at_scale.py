@@ -79,7 +79,8 @@ def test_submitit_local_runs_a_sweep_with_nested_runs_and_a_champion(store):
                      "lr=0.01,0.003,0.001", "hydra/launcher=submitit_local", "hydra.sweeper.n_jobs=2")  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     study = the_study(sqlite_beside(store))
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    reasons = [t.user_attrs.get("fail_reason") for t in study.trials]
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3, reasons
     parent, children = parent_and_children(store)
     assert_linked(study.trials, parent, children)
     champion = mlflow.MlflowClient(store).get_model_version_by_alias("fruits360", "champion")
