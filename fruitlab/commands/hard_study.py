@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fruitlab.commands.common import command_parser, run_or_exit
-from fruitlab.commands.study import Stage, check_models, names, run_stage
+from fruitlab.commands.study import Stage, check_models, integer_list, names, run_stage
 from fruitlab.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -294,11 +294,7 @@ def positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     return parse
 
 
-def seed_list(text: str) -> list[int]:
-    try:
-        return [int(seed) for seed in names(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}': give seeds as integers, e.g. 1,2,3") from None
+seed_list = integer_list("seeds", "1,2,3")
 
 
 def parser() -> argparse.ArgumentParser:

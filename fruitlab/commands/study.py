@@ -14,6 +14,7 @@ import argparse
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
@@ -136,11 +137,19 @@ def names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def counts(text: str) -> list[int]:
-    try:
-        return [int(name) for name in names(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}': give component counts as integers, e.g. 10,50,170") from None
+def integer_list(what: str, example: str) -> Callable[[str], list[int]]:
+    """An argparse type: '10,50' -> [10, 50]; anything else is refused, naming `what` and an `example`."""
+
+    def parse(text: str) -> list[int]:
+        try:
+            return [int(name) for name in names(text)]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}': give {what} as integers, e.g. {example}") from None
+
+    return parse
+
+
+counts = integer_list("component counts", "10,50,170")
 
 
 def parser() -> argparse.ArgumentParser:
