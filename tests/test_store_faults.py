@@ -3,6 +3,7 @@ SQLite database, a store locked by another process, a read-only store folder, an
 going, which ends the run naming where its checkpoints and config are (nothing on disk is deleted). An
 unreachable server is in test_bad_input.py, wrong credentials in test_auth_server.py."""
 
+import multiprocessing
 import os
 import sqlite3
 import subprocess
@@ -11,11 +12,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from threading import Barrier
 
 import mlflow
 import pytest
 from conftest import FAST, REPO, one_line_error, run_cli
 
+from fruitlab.tracking.runs import InputData, RunRecorder
 from fruitlab.tracking.store import ensure_experiment, resolve_uri
 
 RUN = ["model=lenet", *FAST, "tracking.log_model=false", "report.gradcam=false"]
@@ -100,3 +103,30 @@ def test_a_store_deleted_mid_run_ends_it_naming_its_checkpoints_and_config(tmp_p
     assert f"run {run_id} ended because its store failed" in line and "is gone" in line
     assert f"its checkpoints are in {run_dir} and its config in {config}" in line
     assert (run_dir / "last.ckpt").is_file() and "model:" in config.read_text()
+
+
+def log_the_same_dataset(uri: str, experiment_id: str, start: Barrier) -> str:
+    """One worker: open a run, wait for the others, then record the dataset they all record."""
+    recorder = RunRecorder(mlflow.MlflowClient(uri).create_run(experiment_id).info.run_id, mlflow.MlflowClient(uri))
+    start.wait()
+    try:
+        recorder.log_inputs([InputData("fruits-train", "d1", str(REPO), "train", 10)])
+        return "ok"
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+
+
+def test_parallel_runs_that_record_the_same_dataset_all_record_it(tmp_path: Path) -> None:
+    """MLflow looks a dataset up, then inserts it: workers that start together all miss it and all insert it.
+    The losers of that race redo the write and find the winner's row, instead of failing their trials."""
+    uri = resolve_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    workers = 4
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(workers) as pool:
+        for round_ in range(5):  # a fresh experiment each round: the dataset is new to it
+            experiment_id = ensure_experiment(f"race-{round_}", uri)
+            start = manager.Barrier(workers)
+            outcomes = pool.starmap(log_the_same_dataset, [(uri, experiment_id, start)] * workers)
+            assert outcomes == ["ok"] * workers
+            runs = mlflow.MlflowClient(uri).search_runs([experiment_id])
+            assert [len(run.inputs.dataset_inputs) for run in runs] == [1] * workers

@@ -25,11 +25,13 @@ from fruitlab.tracking.store import (
     checkpoint_dir,
     config_copy,
     is_store_fault,
+    is_write_conflict,
     store_failure,
 )
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter value
 BATCH = 100  # MLflow's limit on parameters per log_batch call
+WRITE_ATTEMPTS = 3  # a write that lost a race to a parallel run's identical insert is redone this often
 # Config sections that are bookkeeping of the process, not settings of the experiment: never logged as params.
 UNLOGGED_KEYS = ("trial",)
 
@@ -108,7 +110,13 @@ class RunRecorder:
             profile = json.dumps({"num_rows": data.rows})
             dataset = Dataset(data.name, data.digest, source._get_source_type(), source.to_json(), profile=profile)
             datasets.append(DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, data.context)]))
-        self.client.log_inputs(self.run_id, datasets=datasets)
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                self.client.log_inputs(self.run_id, datasets=datasets)
+                return
+            except Exception as error:  # a parallel run inserted the same dataset first: its row is found now
+                if not is_write_conflict(error) or attempt == WRITE_ATTEMPTS - 1:
+                    raise
 
     def log_config(self, cfg: DictConfig) -> None:
         """The resolved config as flat params and as config.yaml (bookkeeping sections left out); a copy stays

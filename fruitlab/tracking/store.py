@@ -166,9 +166,21 @@ def store_cause(error: BaseException) -> BaseException | None:
 
 
 def is_store_fault(error: BaseException) -> bool:
-    """Whether `error` comes from the store (its database, its server or its credentials), not from fruitlab."""
+    """Whether `error` comes from the store (its database, its server or its credentials), not from fruitlab.
+    A write that lost a race with another process's (a unique key both inserted) is not a fault of the store."""
     code = getattr(error, "error_code", "")
-    return code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or store_cause(error) is not None
+    if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+        return True
+    return store_cause(error) is not None and not is_write_conflict(error)
+
+
+def is_write_conflict(error: BaseException) -> bool:
+    """Whether `error` is a unique key inserted by two writers at once: MLflow checks, then inserts, so
+    parallel runs of one experiment that log the same dataset can both insert it. Redoing the write
+    finds the other's row."""
+    cause = store_cause(error)
+    # Every DB-API driver (sqlite3, psycopg2, pymysql) and SQLAlchemy name this class IntegrityError.
+    return cause is not None and any(kind.__name__ == "IntegrityError" for kind in type(cause).__mro__)
 
 
 def _connect_timeout(uri: str) -> dict[str, int]:
