@@ -8,7 +8,7 @@ import pytest
 from conftest import FAST, run_cli
 
 from fruitlab.errors import ConfigError
-from fruitlab.training.fit import fit
+from fruitlab.training.fit import fit, prepare_data
 
 
 def only_run(uri: str) -> mlflow.entities.Run:
@@ -64,3 +64,14 @@ def test_a_run_that_raises_ends_failed_with_the_reason(make_config, store: str) 
     run = only_run(store)
     assert run.info.status == "FAILED"
     assert "unknown optimizer 'bogus'" in run.data.tags["error"]
+
+
+def test_a_training_split_that_leaves_a_batch_of_one_trains_a_batch_norm_network(make_config, store: str) -> None:
+    """BatchNorm1d cannot train on one image: a last batch of one is left out (seed and split sizes decide when)."""
+    settings = ["model=vgg3_bn", f"tracking.uri={store}", *FAST, "tracking.log_model=false", "report.gradcam=false"]
+    datamodule = prepare_data(make_config(*settings))
+    train_size = len(datamodule.train.labels)
+    cfg = make_config(*settings, f"batch_size={train_size - 1}")  # one full batch, then a batch of one
+    assert [len(labels) for _, labels in prepare_data(cfg).train_dataloader()] == [train_size - 1]
+    fit(cfg)
+    assert only_run(store).info.status == "FINISHED"

@@ -144,7 +144,11 @@ class TensorImageDataModule(pl.LightningDataModule):
         return self.image_shape
 
     def train_dataloader(self) -> DataLoader:
-        return _loader(self.train, self.batch_size, shuffle=True)
+        # A last batch of one image cannot be trained on by a network with batch norm: it is left out instead
+        # (a different, shuffled image each epoch).
+        assert self.train is not None, "call setup() first"
+        one_left = len(self.train.labels) % self.batch_size == 1
+        return _loader(self.train, self.batch_size, shuffle=True, drop_last=one_left)
 
     def val_dataloader(self) -> DataLoader:
         return _loader(self.val, self.eval_batch_size)
@@ -172,6 +176,7 @@ def _subset(data: ImageTensors, index) -> ImageTensors:
     return ImageTensors(data.images[index], data.labels[index])
 
 
-def _loader(data: ImageTensors | None, batch_size: int, shuffle: bool = False) -> DataLoader:
+def _loader(data: ImageTensors | None, batch_size: int, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
     assert data is not None, "call setup() first"
-    return DataLoader(TensorDataset(data.images, data.labels), batch_size=batch_size, shuffle=shuffle)
+    dataset = TensorDataset(data.images, data.labels)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
