@@ -139,6 +139,9 @@ def test_a_killed_trial_is_run_again_on_resume(store):
     assert lost.info.status == "KILLED"
     assert lost.data.tags["trial_state"] == "FAIL"
     assert {r.info.status for r in runs.values()} == {"FINISHED", "KILLED"}
+    (parent,) = [r for r in runs.values() if "mlflow.parentRunId" not in r.data.tags]
+    # the killed trial's point was run again and completed: not a failure of the study any more
+    assert parent.data.metrics["trials_fail"] == 0 and parent.data.metrics["trials_failed_then_redone"] == 1
 
 
 def test_two_workers_share_a_grid_without_running_a_point_twice(store):

@@ -258,6 +258,13 @@ def counted(trials: Sequence[FrozenTrial], started: datetime) -> list[FrozenTria
     return [t for t in trials if t.state in TAKEN or failed_here(t, started)]
 
 
+def unresolved_failures(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The failed trials whose point no trial has since completed or pruned: a failed point that a later
+    invocation ran again successfully is no longer a failure of the study."""
+    done = {point_key(t.params) for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+    return [t for t in trials if t.state == TrialState.FAIL and point_key(t.params) not in done]
+
+
 def pending_points(candidates: Sequence[Point], trials: Sequence[FrozenTrial], started: datetime) -> list[Point]:
     """The candidates that no trial holds, nor failed in this invocation, without repeats."""
     held = {point_key(t.params) for t in counted(trials, started)}

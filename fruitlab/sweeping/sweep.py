@@ -48,6 +48,7 @@ from fruitlab.sweeping.study import (
     running_trials,
     storage_label,
     study_lock,
+    unresolved_failures,
     worker_seed,
 )
 from fruitlab.sweeping.trial import (
@@ -507,8 +508,11 @@ class Sweep:
         table, and the champion model."""
         trials = study.get_trials(deepcopy=False)
         counts = Counter(t.state for t in trials)
+        redone = counts[TrialState.FAIL] - len(unresolved_failures(trials))
+        counts[TrialState.FAIL] -= redone
         parent.log_metrics(
             {f"trials_{s.name.lower()}": counts[s] for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+            | {"trials_failed_then_redone": redone}
         )
         if counts[TrialState.COMPLETE]:
             if len(self.objectives) == 1:
@@ -519,11 +523,12 @@ class Sweep:
         log_trials_table(parent, study)
         self.save_results(study)
         log.info(
-            "study %s: %d complete, %d pruned, %d failed",
+            "study %s: %d complete, %d pruned, %d failed%s",
             self.study_name,
             counts[TrialState.COMPLETE],
             counts[TrialState.PRUNED],
             counts[TrialState.FAIL],
+            f" ({redone} failed trials since run again successfully)" if redone else "",
         )
 
     def save_results(self, study: optuna.Study) -> None:
