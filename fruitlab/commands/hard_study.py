@@ -50,7 +50,7 @@ SEEDS = (1, 2, 3)
 STRATEGY_SHARE = 0.12  # of --budget, for each of the three search strategies
 BASELINE_EPOCHS = 1
 SEARCH_EPOCHS = 4
-# The sizing is an estimate, not yet checked on an idle machine: the baselines should take about half of it.
+# Measured at --budget 90 on 2 cores: 57 minutes in all, the baselines 21 (docs/fruits360-hard.md).
 MAX_TRIALS = 10_000  # the time budget, not a trial count, ends a search
 HARD = "data=fruits360_hard"
 # Every run: selection on validation accuracy, no champion registered by a part of the study.
