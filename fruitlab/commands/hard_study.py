@@ -304,7 +304,7 @@ def parser() -> argparse.ArgumentParser:
         "search and the optimizer x lr grid at equal wall-clock budget, the best configuration retrained, and "
         "the report.\n\n" + __doc__.split("\n\n", 1)[1],
         "examples:\n"
-        "  fruitlab hard-study data.root=PATH                          # the whole study, about 90 minutes\n"
+        "  fruitlab hard-study data.root=PATH                          # the whole study at --budget 90\n"
         "  fruitlab hard-study data.root=PATH --budget 240             # longer searches\n"
         "  fruitlab hard-study --models lenet --seeds 1 --max-trials 2 --budget 10 data.root=PATH",
     )

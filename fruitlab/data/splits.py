@@ -56,10 +56,11 @@ def block_split(
     train, val = [], []
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        held = _held_out_frames(frames[members], val_fraction, blocks, rng)
-        in_val = np.isin(frames[members], held)
+        class_frames = frames[members]
+        held = _held_out_frames(class_frames, val_fraction, blocks, rng)
+        in_val = np.isin(class_frames, held)
         # distance of every frame of the class to the nearest validation frame
-        distance = np.abs(frames[members][:, None] - held[None, :]).min(axis=1)
+        distance = np.abs(class_frames[:, None] - held[None, :]).min(axis=1)
         val.append(members[in_val])
         train.append(members[~in_val & (distance > gap)])
     return np.concatenate(train), np.concatenate(val)

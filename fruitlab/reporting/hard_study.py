@@ -4,7 +4,6 @@ time (one figure), a ranking, and the best model's confusion matrix, most confus
 those confusions (drawn by the caller). Written to a folder: summary.md, ranking.{csv,png},
 best_so_far.{csv,png}, confusion_matrix.png, confused_pairs.csv, gradcam_confusions.png."""
 
-import io
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,9 +15,9 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 from fruitlab.plotting import confusion_matrix_figure
-from fruitlab.tracking.query import RunRecord, StoreReader, descendants, runs_tagged
+from fruitlab.reporting.ranking import markdown
+from fruitlab.tracking.query import SWEEP_PARENT_TAG, RunRecord, StoreReader, descendants, runs_tagged
 
-PARENT_TAG = "sweep.parent"  # what the sweeper tags a study's parent run with (fruitlab.sweeping.sweep)
 RUN_ID_COLUMN = "user_attrs_mlflow_run_id"  # the trial's MLflow run in the sweep's trials.csv
 RESULT = "test_zero_one_loss"
 SELECTION = "best_val_acc"  # trials and checkpoints are chosen by validation accuracy, never by a test metric
@@ -42,7 +41,7 @@ class HardReport:
 
 
 def sweep_parent(reader: StoreReader, experiment_id: str, study_name: str) -> RunRecord | None:
-    runs = runs_tagged(reader.uri, experiment_id, PARENT_TAG, study_name, limit=1)
+    runs = runs_tagged(reader.uri, experiment_id, SWEEP_PARENT_TAG, study_name, limit=1)
     return RunRecord.of(runs[0]) if runs else None
 
 
@@ -152,15 +151,6 @@ def confused_pairs(matrix: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     )
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    buffer = io.StringIO()
-    shown = frame.astype(object).where(frame.notna(), "—")
-    buffer.write("| " + " | ".join(map(str, shown.columns)) + " |\n|" + "---|" * len(shown.columns) + "\n")
-    for row in shown.itertuples(index=False):
-        buffer.write("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |\n")
-    return buffer.getvalue()
-
-
 # (run id, confused pairs) -> a figure of Grad-CAM on those confusions, or None
 ConfusionFigure = Callable[[str, pd.DataFrame], Figure | None]
 
@@ -218,11 +208,11 @@ def write_hard_report(
         "Test zero-one loss, best first: each baseline and the retrained best configuration over their seeds, "
         "each search strategy's trial chosen on validation accuracy.",
         "",
-        markdown_table(ranking),
+        markdown(ranking),
     ]
     if not pairs.empty:
         lines += ["Most confused class pairs of the best configuration (first seed):", ""]
-        lines += [markdown_table(pairs.drop(columns=["true_label", "predicted_label"]))]
+        lines += [markdown(pairs.drop(columns=["true_label", "predicted_label"]))]
     lines += [f"![{name}]({name})" for name in figures]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     retrained_parent = parents[parts.retrained]

@@ -86,7 +86,8 @@ def format_value(value: object) -> str:
 
 def display(table: pd.DataFrame) -> pd.DataFrame:
     """The table as text, for the terminal and Markdown: short run ids, numbers rounded, '—' for none."""
-    shown = table.assign(run_id=table["run_id"].str[:8]).astype(object)
+    shown = table.assign(run_id=table["run_id"].str[:8]) if "run_id" in table else table
+    shown = shown.astype(object)
     return shown.apply(lambda column: column.map(format_value))
 
 

@@ -62,7 +62,7 @@ from fruitlab.sweeping.trial import (
     TrialReport,
 )
 from fruitlab.tracking.links import StoreUI
-from fruitlab.tracking.query import runs_tagged
+from fruitlab.tracking.query import SWEEP_PARENT_TAG, runs_tagged
 from fruitlab.tracking.registry import CHAMPION, set_champion
 from fruitlab.tracking.runs import MAX_PARAM_LENGTH, RunRecorder, create_run, end_lost_run, tracked_run
 from fruitlab.tracking.store import ensure_experiment, use_store
@@ -72,7 +72,6 @@ log = logging.getLogger(__name__)
 Launch = Callable[[list[str], int], JobReturn]  # (overrides, job number) -> the job's result
 SearchSpaceExtension = Callable[[DictConfig, optuna.Trial], None]  # custom_search_space: suggests more params
 
-PARENT_TAG = "sweep.parent"
 STORAGE_TAG = "sweep.storage"
 PARETO_TAG = "pareto"
 RESULTS_FILE = "optimization_results.yaml"  # in the sweep folder, as the upstream Optuna sweeper writes it
@@ -482,11 +481,15 @@ class Sweep:
     # -- MLflow parent run ---------------------------------------------------------------------------------
     def find_parent(self, tracking_uri: str, experiment_id: str) -> str | None:
         label = storage_label(self.storage_url)
-        runs = runs_tagged(tracking_uri, experiment_id, PARENT_TAG, self.study_name)
+        runs = runs_tagged(tracking_uri, experiment_id, SWEEP_PARENT_TAG, self.study_name)
         return next((r.info.run_id for r in runs if r.data.tags.get(STORAGE_TAG) == label), None)
 
     def create_parent(self, tracking_uri: str, experiment_id: str) -> str:
-        tags = {PARENT_TAG: self.study_name, STORAGE_TAG: storage_label(self.storage_url), STUDY_TAG: self.study_name}
+        tags = {
+            SWEEP_PARENT_TAG: self.study_name,
+            STORAGE_TAG: storage_label(self.storage_url),
+            STUDY_TAG: self.study_name,
+        }
         parent = create_run(tracking_uri, experiment_id, self.study_name, tags)
         parent.log_params(
             {
@@ -508,8 +511,8 @@ class Sweep:
         table, and the champion model."""
         trials = study.get_trials(deepcopy=False)
         counts = Counter(t.state for t in trials)
-        redone = counts[TrialState.FAIL] - len(unresolved_failures(trials))
-        counts[TrialState.FAIL] -= redone
+        failed = len(unresolved_failures(trials))
+        redone, counts[TrialState.FAIL] = counts[TrialState.FAIL] - failed, failed
         parent.log_metrics(
             {f"trials_{s.name.lower()}": counts[s] for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
             | {"trials_failed_then_redone": redone}

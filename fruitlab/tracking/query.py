@@ -17,6 +17,7 @@ from fruitlab.tracking.runs import RunRecorder, tracked_run
 from fruitlab.tracking.store import resolve_uri
 
 PARENT_TAG = "mlflow.parentRunId"
+SWEEP_PARENT_TAG = "sweep.parent"  # a sweep's parent run, tagged with its study's name
 RESULT_METRIC = "test_zero_one_loss"  # logged once a training run has been tested
 HISTORY_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "elapsed_s")
 PAGE = 1000
