@@ -36,7 +36,7 @@ from torchvision.datasets import ImageFolder
 
 from fruitlab.data.imagefolder import TRAIN_DIR, ImageFolderDataModule
 from fruitlab.models import ImageClassifier, get_model, to_unit_float
-from fruitlab.tracking.callbacks import EpochMetricsLogger
+from fruitlab.tracking.epoch_logger import EpochMetricsLogger
 from fruitlab.tracking.runs import RunRecorder, tracked_run
 from fruitlab.tracking.store import ensure_experiment, resolve_uri
 from fruitlab.training.module import ClassifierModule

@@ -10,7 +10,7 @@ import mlflow
 import pytest
 from conftest import run_cli
 
-from fruitlab.commands.console import ADVERTISING_LOGGER, tidy_console
+from fruitlab.console import ADVERTISING_LOGGER, tidy_console
 from fruitlab.config import compose_config
 from fruitlab.tracking.store import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND, ensure_experiment
 from fruitlab.training.callbacks import TrainingProgressBar, progress_bars

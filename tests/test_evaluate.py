@@ -14,7 +14,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, r
 from fruitlab.data.augment import build_augmentation
 from fruitlab.data.imagefolder import ImageFolderDataModule
 from fruitlab.evaluation.gradcam import gradcam_maps, last_conv_layer, log_gradcam
-from fruitlab.evaluation.test_report import classification_report
+from fruitlab.evaluation.held_out import classification_report
 from fruitlab.models import get_model
 
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from fruitlab.commands.export import export
 from fruitlab.errors import ConfigError, ModelError
-from fruitlab.tracking.models import describe_logged_model, load_logged_model, log_torch_model
+from fruitlab.tracking.logged_models import describe_logged_model, load_logged_model, log_torch_model
 from fruitlab.tracking.runs import tracked_run
 from fruitlab.tracking.store import ensure_experiment, use_store
 from fruitlab.training.fit import fit

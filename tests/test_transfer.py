@@ -15,7 +15,7 @@ from fruitlab.config import compose_config
 from fruitlab.data import build_datamodule
 from fruitlab.errors import ConfigError
 from fruitlab.models import get_model
-from fruitlab.serving.models import load_eager
+from fruitlab.serving.recorded import load_eager
 from fruitlab.tracking.store import store_root
 from fruitlab.training.fit import build_module, fit
 from fruitlab.training.transfer import backbone_tensors, copy_weights, freeze, load_source

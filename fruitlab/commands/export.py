@@ -31,7 +31,7 @@ def export(
     allow_pickle: bool | None = None,
 ) -> ExportReport:
     from fruitlab.serving.export import export_model, log_export
-    from fruitlab.serving.models import load_recorded_model
+    from fruitlab.serving.recorded import load_recorded_model
     from fruitlab.tracking.runs import RunRecorder
     from fruitlab.tracking.store import use_store
 

@@ -38,7 +38,7 @@ def quantize(
     tracking_uri: str | None = None,
     allow_pickle: bool | None = None,
 ) -> QuantizationReport:
-    from fruitlab.serving.models import load_recorded_model
+    from fruitlab.serving.recorded import load_recorded_model
     from fruitlab.serving.quantize import quantize_recorded_model
     from fruitlab.tracking.store import use_store
 

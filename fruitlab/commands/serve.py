@@ -66,7 +66,7 @@ def serving_app(
     model: str, limits: Limits, tracking_uri: str | None = None, allow_pickle: bool | None = None
 ) -> FastAPI:
     from fruitlab.serving.app import create_app
-    from fruitlab.serving.models import load_recorded_model
+    from fruitlab.serving.recorded import load_recorded_model
     from fruitlab.tracking.store import use_store
 
     check_limits(limits)

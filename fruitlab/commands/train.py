@@ -36,7 +36,7 @@ register_resolvers()
 def train(cfg: DictConfig) -> FitResult | TrialReport:
     """One training run of `cfg`; a sweep trial's job (its identity in `cfg.trial`) runs as that trial."""
     validate_config(cfg)  # before torch is imported: a bad value answers at once
-    from fruitlab.commands.console import tidy_console
+    from fruitlab.console import tidy_console
     from fruitlab.models import check_image_size
 
     check_image_size(cfg.model.name, cfg.data.get("image_size"))
@@ -67,7 +67,7 @@ def resume_hint(interruption: RunInterrupted, overrides: list[str]) -> str:
 def run_summary(cfg: DictConfig, result: FitResult) -> list[str]:
     """The lines that end a single run: which run it was, its scores, its model and where to see it."""
     from fruitlab.tracking.links import StoreUI
-    from fruitlab.tracking.models import logged_model_uris
+    from fruitlab.tracking.logged_models import logged_model_uris
     from fruitlab.tracking.query import find_run
     from fruitlab.tracking.store import checkpoint_dir, resolve_uri
     from fruitlab.training.fit import experiment_name

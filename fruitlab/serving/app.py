@@ -24,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fruitlab.data.cache import to_rgb_array
-from fruitlab.serving.models import RecordedModel
+from fruitlab.serving.recorded import RecordedModel
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_SIDE = 4096

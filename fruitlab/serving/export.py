@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from fruitlab.errors import ModelError
-from fruitlab.serving.models import RecordedModel
+from fruitlab.serving.recorded import RecordedModel
 from fruitlab.serving.onnx import INPUT_NAME, export_onnx, ort_session
 from fruitlab.tracking.runs import RunRecorder
 

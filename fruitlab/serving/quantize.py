@@ -24,8 +24,8 @@ from fruitlab.errors import ConfigError
 from fruitlab.evaluation.latency import latency_metrics
 from fruitlab.models import to_unit_float
 from fruitlab.serving.export import random_images
-from fruitlab.serving.models import RecordedModel, rebuild_eager
-from fruitlab.tracking.models import load_run_config, log_torch_model
+from fruitlab.serving.recorded import RecordedModel, rebuild_eager
+from fruitlab.tracking.logged_models import load_run_config, log_torch_model
 from fruitlab.tracking.query import find_run
 from fruitlab.tracking.registry import register_model, tag_model_version
 from fruitlab.tracking.runs import tracked_run

@@ -19,12 +19,12 @@ from fruitlab.data.base import TensorImageDataModule
 from fruitlab.errors import ConfigError
 from fruitlab.evaluation.gradcam import log_gradcam
 from fruitlab.evaluation.latency import latency_metrics
-from fruitlab.evaluation.test_report import log_test_report, predict
+from fruitlab.evaluation.held_out import log_test_report, predict
 from fruitlab.models import Probabilities, build_classifier, to_unit_float
 from fruitlab.plotting import History, learning_curves
 from fruitlab.signals import interrupts_raise
-from fruitlab.tracking.callbacks import EpochMetricsLogger
-from fruitlab.tracking.models import log_torch_model
+from fruitlab.tracking.epoch_logger import EpochMetricsLogger
+from fruitlab.tracking.logged_models import log_torch_model
 from fruitlab.tracking.registry import register_model
 from fruitlab.tracking.runs import RunRecorder, tracked_run
 from fruitlab.tracking.store import checkpoint_dir, ensure_experiment, use_store

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, ListConfig
 from torch import nn
 
 from fruitlab.errors import ConfigError, ModelError
-from fruitlab.tracking.models import describe_logged_model, load_logged_model
+from fruitlab.tracking.logged_models import describe_logged_model, load_logged_model
 from fruitlab.tracking.runs import RunRecorder
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")

@@ -15,7 +15,7 @@ The plan, sized for about 90 minutes on 2 CPU cores at the default --budget 90:
    finishes, and the figure shows the time each strategy really took);
 3. the best configuration by validation accuracy over all three strategies, retrained with each seed with the
    search's settings;
-4. the report (fruitlab/reporting/hard_study.py): best-so-far validation and test zero-one loss against wall
+4. the report (fruitlab/studies/hard_report.py): best-so-far validation and test zero-one loss against wall
    time for the three strategies, the ranking, the confusion matrix of the best model with its most confused
    class pairs and Grad-CAM of those confusions, in <out>/ and under report/ of the retrained part's parent run.
 
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fruitlab.commands.common import command_parser, run_or_exit
-from fruitlab.commands.study import Stage, check_models, integer_list, names, run_stage
+from fruitlab.studies.seed import Stage, check_models, integer_list, names, run_stage
 from fruitlab.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def check_overrides(overrides: list[str]) -> None:
 
 def spent_seconds(reader, experiment_id: str, part: Part) -> tuple[bool, float]:
     """(whether the part's sweep finished, the summed wall time of its recorded trials)."""
-    from fruitlab.reporting.hard_study import sweep_parent
+    from fruitlab.studies.hard_report import sweep_parent
     from fruitlab.tracking.query import descendants
 
     parent = sweep_parent(reader, experiment_id, part.study_name)
@@ -181,8 +181,8 @@ def confusion_gradcam(uri: str, run_id: str, pairs: pd.DataFrame, per_pair: int 
     import torch
 
     from fruitlab.evaluation.gradcam import gradcam_figure, gradcam_maps, last_conv_layer
-    from fruitlab.evaluation.test_report import predict
-    from fruitlab.tracking.models import load_run_config
+    from fruitlab.evaluation.held_out import predict
+    from fruitlab.tracking.logged_models import load_run_config
     from fruitlab.tracking.store import checkpoint_dir
     from fruitlab.training.fit import build_module, prepare_data
 
@@ -210,7 +210,7 @@ def confusion_gradcam(uri: str, run_id: str, pairs: pd.DataFrame, per_pair: int 
 
 def best_configuration(reader, experiment_id: str, strategies: list[Part]) -> list[str]:
     """The overrides of the best trial by validation accuracy over every strategy."""
-    from fruitlab.reporting.hard_study import SELECTION, sweep_parent
+    from fruitlab.studies.hard_report import SELECTION, sweep_parent
 
     best = None
     for part in strategies:
@@ -236,7 +236,7 @@ def best_configuration(reader, experiment_id: str, strategies: list[Part]) -> li
 def hard_study(overrides: list[str], plan: Plan, out: Path | None) -> HardStudyResult:
     """Every part of the study, then the report."""
     from fruitlab.config import compose_config
-    from fruitlab.reporting.hard_study import StudyParts, write_hard_report
+    from fruitlab.studies.hard_report import StudyParts, write_hard_report
     from fruitlab.tracking.query import Selection, StoreReader
     from fruitlab.tracking.store import ensure_experiment, slug, use_store
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from fruitlab.data.base import Normalize
 from fruitlab.models import Probabilities, build_classifier
-from fruitlab.tracking.models import describe_logged_model, load_logged_model, load_run_config
+from fruitlab.tracking.logged_models import describe_logged_model, load_logged_model, load_run_config
 
 
 @dataclass

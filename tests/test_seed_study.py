@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from fruitlab.commands.study import COMPONENTS, EXPERIMENT, MODELS, parse_epochs, stages, study_overrides
+from fruitlab.studies.seed import COMPONENTS, EXPERIMENT, MODELS, parse_epochs, stages, study_overrides
 from fruitlab.errors import ConfigError
 
 EDA_FIGURES = {"samples.png", "class_counts.png", "explained_variance.png", "eigenfruits.png", "reconstructions.png"}
