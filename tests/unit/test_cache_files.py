@@ -96,7 +96,7 @@ def header_not_matching(path: Path) -> None:
         (older_format, f"not a format-{CACHE_FORMAT} cache file"),
         (header_not_matching, "shapes or types differ"),
     ],
-    ids=lambda value: getattr(value, "__name__", ""),
+    ids=lambda value: getattr(value, "__name__", None),
 )
 def test_a_damaged_file_is_named_in_one_warning_and_rebuilt(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: Callable[[Path], None], reason: str
