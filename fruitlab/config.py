@@ -1,22 +1,45 @@
-"""The composed config: where it lives, its schema (every typed setting's type and valid values, checked before
-work starts) and its resolvers."""
+"""The composed config: where it lives, how it is composed, and its check against the schema (fruitlab.schema)
+before work starts."""
 
-import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import is_dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf.errors import ValidationError
 
 from fruitlab.errors import ConfigError
+from fruitlab.schema import FruitlabConfig, Rule, rule, section_schema, shown, store_schema
 
 
-def compose_config(overrides: list[str]) -> DictConfig:
-    """The project's config composed with `overrides`, as `python -m fruitlab` would (without starting a job)."""
-    from hydra import compose, initialize_config_dir
+def compose_config(overrides: Sequence[str], multirun: bool = False) -> DictConfig:
+    """The project's config composed with `overrides`, as `python -m fruitlab` would (without starting a job);
+    `multirun`: as `-m` composes it, its sweeps' values left to the trials. A value of the wrong type raises
+    ConfigError; other mistakes raise Hydra's errors."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
 
-    register_resolvers()
+    prepare_hydra()
+    mode = RunMode.MULTIRUN if multirun else RunMode.RUN
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+        try:
+            # hydra.compose() composes in RUN mode only; its Hydra object takes the mode.
+            hydra = GlobalHydra.instance().hydra
+            cfg = hydra.compose_config("config", list(overrides), run_mode=mode, with_log_configuration=False)
+        except HydraException as error:
+            raise type_error(error) or error
+    with open_dict(cfg):
+        del cfg["hydra"]  # as hydra.compose() returns it
+    return cfg
+
+
+def prepare_hydra() -> None:
+    """What Hydra needs before it composes fruitlab's config: the schema, the resolvers and the sweeper plugin."""
+    store_schema()
+    register_resolvers()
+    expose_plugins()
 
 
 def config_dir() -> str:
@@ -29,154 +52,45 @@ def config_dir() -> str:
     raise ConfigError(f"no conf/config.yaml in {package} or beside it: reinstall fruitlab")
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One key of the typed config: its type and the values it allows. A key a config does not have (the
-    optimizer's own options, a loader's) is not checked."""
-
-    key: str
-    kind: type  # int, float, bool or str; float accepts whole numbers too
-    example: object  # a valid value, shown in the error
-    low: float | None = None  # the smallest allowed value
-    high: float | None = None  # the largest allowed value
-    open_low: bool = False  # `low` itself is not allowed
-    open_high: bool = False
-    also: tuple = ()  # values allowed outside the range
-    choices: tuple = ()
-    nullable: bool = False
-    listed: bool = False  # a list of values, each checked
-    length: int | None = None  # of a list: how many values (None: any number)
-
-    def allows(self, value: object) -> bool:
-        if value is None:
-            return self.nullable
-        if not self.listed:
-            return self._one(value)
-        if not isinstance(value, list) or not value or len(value) != (self.length or len(value)):
-            return False
-        return all(map(self._one, value))
-
-    def _one(self, value: object) -> bool:
-        if any(type(value) is type(other) and value == other for other in self.also):
-            return True
-        if not _is_a(value, self.kind):
-            return False
-        if self.choices:
-            return value in self.choices
-        above = self.low is None or (value > self.low if self.open_low else value >= self.low)
-        below = self.high is None or (value < self.high if self.open_high else value <= self.high)
-        return above and below
-
-    def allowed(self) -> str:
-        """What the key allows, in words: `a number in (0, 1)`, `a whole number >= 1`, `min or max`."""
-        if self.choices:
-            text = " or ".join(map(str, self.choices))
-        else:
-            text = {int: "a whole number", float: "a number", bool: "true or false", str: "a text"}[self.kind]
-            text += _range(self)
-        text += "".join(f" or {str(value).lower() if isinstance(value, bool) else value}" for value in self.also)
-        if self.listed:
-            text = f"a list of {self.length or 'one or more'} values, each {text}"
-        return f"{text} or null" if self.nullable else text
-
-
-def _range(setting: Setting) -> str:
-    low, high = setting.low, setting.high
-    if low is not None and high is not None:
-        return f" in {'(' if setting.open_low else '['}{low:g}, {high:g}{')' if setting.open_high else ']'}"
-    if low is not None:
-        return f" {'>' if setting.open_low else '>='} {low:g}"
-    if high is not None:
-        return f" {'<' if setting.open_high else '<='} {high:g}"
-    return ""
-
-
-def _is_a(value: object, kind: type) -> bool:
-    if isinstance(value, bool):
-        return kind is bool
-    if kind is float:
-        return isinstance(value, int | float) and math.isfinite(value)
-    return isinstance(value, kind)
-
-
-FRACTION = {"low": 0, "high": 1, "open_low": True, "open_high": True}
-RATE = {"low": 0, "high": 1, "open_high": True}  # momentum, dropout, betas: 1 would never forget
-
-# The typed config: every setting whose value fruitlab (or torch, Lightning) takes as given, checked before
-# any work starts. Keys of one config group (optim.momentum for sgd and rmsprop) appear once.
-SCHEMA: tuple[Setting, ...] = (
-    Setting("lr", float, 0.001, low=0, open_low=True),
-    Setting("seed", int, 42, low=0, high=2**32 - 1),
-    Setting("batch_size", int, 64, low=1),
-    Setting("trainer.max_epochs", int, 10, low=1, also=(-1,)),
-    Setting("trainer.log_every_n_steps", int, 10, low=1),
-    Setting("trainer.enable_progress_bar", bool, True),
-    Setting("data.image_size", int, 32, low=1, nullable=True),
-    Setting("data.val_fraction", float, 0.2, **FRACTION),
-    Setting("data.val_split", str, "blocks", choices=("random", "blocks")),
-    Setting("data.val_blocks", int, 4, low=1),
-    Setting("data.val_gap", int, 2, low=0),
-    Setting("data.n_components", int, 50, low=1),
-    Setting("data.fit_components", int, 210, low=1, nullable=True),
-    Setting("data.download", bool, False),
-    Setting("data.verify_checksums", bool, True),
-    Setting("model.dropout", float, 0.2, **RATE, nullable=True),
-    Setting("model.hidden_units", int, 32, low=1),
-    Setting("model.small_input", bool, True),
-    Setting("optim.momentum", float, 0.9, **RATE),
-    Setting("optim.dampening", float, 0.0, low=0, high=1),
-    Setting("optim.nesterov", bool, False),
-    Setting("optim.betas", float, "[0.9,0.999]", **RATE, listed=True, length=2),
-    Setting("optim.eps", float, 1e-8, low=0, open_low=True),
-    Setting("optim.weight_decay", float, 0.0, low=0),
-    Setting("optim.rho", float, 0.9, low=0, high=1),
-    Setting("optim.alpha", float, 0.99, low=0, high=1),
-    Setting("optim.amsgrad", bool, False),
-    Setting("optim.centered", bool, False),
-    Setting("scheduler.eta_min", float, 0.0, low=0),
-    Setting("scheduler.step_size", int, 10, low=1),
-    Setting("scheduler.gamma", float, 0.1, low=0, open_low=True),
-    Setting("scheduler.factor", float, 0.1, **FRACTION),
-    Setting("scheduler.patience", int, 3, low=0),
-    Setting("scheduler.mode", str, "min", choices=("min", "max")),
-    Setting("objective.direction", str, "minimize", choices=("minimize", "maximize")),
-    Setting("early_stopping.enabled", bool, True),
-    Setting("early_stopping.mode", str, "min", choices=("min", "max")),
-    Setting("early_stopping.patience", int, 3, low=0),
-    Setting("early_stopping.min_delta", float, 0.0, low=0),
-    Setting("cv.folds", int, 5, low=2, also=(0,)),
-    Setting("threads", int, 2, low=1, nullable=True),
-    Setting("channels_last", str, "auto", choices=("auto",), also=(True, False)),
-    Setting("report.figures", bool, True),
-    Setting("report.trials", str, "leading", choices=("leading", "all")),
-    Setting("report.gradcam", bool, True),
-    Setting("report.gradcam_images", int, 8, low=0),
-    Setting("latency.batch_sizes", int, "[1,64]", low=1, listed=True),
-    Setting("latency.repeats", int, 30, low=1),
-    Setting("latency.warmup", int, 5, low=0),
-    Setting("latency.trial_repeats", int, 5, low=1),
-    Setting("tracking.log_model", bool, True),
-    Setting("verbose", bool, False),
-)
-
-_ABSENT = object()
-
-
 def validate_config(cfg: DictConfig) -> None:
-    """Raise ConfigError naming the first setting whose value the schema does not allow: the key, the value
-    and what is allowed, in one line."""
-    for setting in SCHEMA:
-        value = OmegaConf.select(cfg, setting.key, default=_ABSENT)
-        if value is _ABSENT:
-            continue
-        if isinstance(value, ListConfig):
-            value = OmegaConf.to_container(value)
-        if not setting.allows(value):
-            raise ConfigError(
-                f"{setting.key}={value!r} is not allowed: give {setting.allowed()}, "
-                f"e.g. {setting.key}={setting.example}."
-            )
+    """Raise ConfigError naming the first setting whose value the schema (fruitlab.schema) does not allow: the key,
+    the value and what is allowed, in one line."""
+    check_section(cfg, FruitlabConfig, "")
     check_endless_training(cfg)
+
+
+def check_section(node: DictConfig, schema: type, prefix: str) -> None:
+    """Every key of `node` that `schema` (the node's own type, when Hydra typed it) has a rule for, and its
+    sections."""
+    schema = OmegaConf.get_type(node) if is_dataclass(OmegaConf.get_type(node)) else schema
+    for key in node:
+        if OmegaConf.is_missing(node, key):
+            continue  # a value the user must give (data.root of data=imagefolder): Hydra says so when it is read
+        value = node[key]  # resolved
+        if isinstance(value, DictConfig):
+            inner = section_schema(schema, str(key))
+            if inner is not None or is_dataclass(OmegaConf.get_type(value)):
+                check_section(value, inner, f"{prefix}{key}.")
+            continue
+        found = rule(schema, str(key))
+        value = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
+        if found is not None and not found.allows(value):
+            raise refusal(f"{prefix}{key}", value, found)
+
+
+def refusal(key: str, value: object, found: Rule) -> ConfigError:
+    return ConfigError(
+        f"{key}={shown(value)} is not allowed: give {found.allowed_text()}, e.g. {key}={shown(found.example)}."
+    )
+
+
+def type_error(error: Exception) -> ConfigError | None:
+    """Hydra's refusal of an override whose value has the wrong type (`lr=abc`), in the schema's words."""
+    cause = error.__cause__
+    if not isinstance(cause, ValidationError) or not is_dataclass(cause.object_type) or cause.key is None:
+        return None
+    found = rule(cause.object_type, str(cause.key))
+    return None if found is None else refusal(str(cause.full_key), cause.value, found)
 
 
 def check_endless_training(cfg: DictConfig) -> None:
@@ -201,3 +115,18 @@ def gpus_or(cpu_processes: int) -> int:
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("gpus_or"):
         OmegaConf.register_new_resolver("gpus_or", gpus_or)
+
+
+def expose_plugins() -> None:
+    """Hydra finds plugins by listing the folders of the `hydra_plugins` namespace package; setuptools' default
+    editable install serves fruitlab's sweeper through an import hook instead of a folder: add the folder."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.find_spec("hydra_plugins.fruitlab_optuna_sweeper")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    folder = str(Path(next(iter(spec.submodule_search_locations))).parent)
+    namespace = sys.modules["hydra_plugins"].__path__
+    if folder not in namespace:
+        namespace.append(folder)

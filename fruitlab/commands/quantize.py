@@ -7,6 +7,7 @@ model in a child run of the training run, and with --register NAME adds it as a 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING
 
 from fruitlab.commands.common import add_model_argument, command_parser, run_or_exit
@@ -43,7 +44,9 @@ def quantize(
     from fruitlab.tracking.store import use_store
 
     uri = use_store(tracking_uri)
-    return quantize_recorded_model(uri, load_recorded_model(model, allow_pickle), mode, calibration_batches, register)
+    recorded = load_recorded_model(model, allow_pickle)
+    cache_dir = os.environ.get("FRUITLAB_CACHE")  # the decode cache of this machine, as training finds it
+    return quantize_recorded_model(uri, recorded, mode, calibration_batches, register, cache_dir)
 
 
 def main(argv: list[str]) -> None:

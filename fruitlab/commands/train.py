@@ -7,21 +7,22 @@ MLflow are imported when a run starts.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import os
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import hydra
 from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from fruitlab.config import config_dir, register_resolvers, validate_config
-from fruitlab.errors import FruitlabError, RunInterrupted, print_error
+from fruitlab.config import compose_config, config_dir, prepare_hydra, validate_config
+from fruitlab.errors import ConfigError, FruitlabError, RunInterrupted, print_error
+from fruitlab.schema import GROUPS
 
 if TYPE_CHECKING:
     from fruitlab.sweeping.trial import TrialReport
@@ -30,11 +31,10 @@ if TYPE_CHECKING:
 # Lines of Hydra's config errors that describe Hydra's internals rather than the user's mistake.
 HYDRA_NOISE = ("full_key:", "object_type=", "Config search path", "provider=", "Available options in")
 
-register_resolvers()
 
-
-def train(cfg: DictConfig) -> FitResult | TrialReport:
-    """One training run of `cfg`; a sweep trial's job (its identity in `cfg.trial`) runs as that trial."""
+def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> FitResult | TrialReport:
+    """One training run of `cfg`; a sweep trial's job (its identity in `cfg.trial`) runs as that trial.
+    `overrides`: the command's, recorded with the run."""
     validate_config(cfg)  # before torch is imported: a bad value answers at once
     from fruitlab.console import tidy_console
     from fruitlab.models import check_image_size
@@ -45,11 +45,11 @@ def train(cfg: DictConfig) -> FitResult | TrialReport:
     tidy_console(cfg.verbose)
 
     if cfg.get("trial") is None:
-        return fit(cfg)
+        return fit(cfg, overrides=overrides)
     from fruitlab.sweeping.trial import SweepTrial, TrialIdentity
 
     trial = SweepTrial(TrialIdentity.of(cfg))
-    return trial.report(fit(cfg, trial))
+    return trial.report(fit(cfg, trial, overrides))
 
 
 def resume_hint(interruption: RunInterrupted, overrides: list[str]) -> str:
@@ -95,14 +95,15 @@ def run_summary(cfg: DictConfig, result: FitResult) -> list[str]:
     return lines
 
 
-@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def hydra_job(cfg: DictConfig) -> FitResult | TrialReport:
+    """Hydra's task function: the job's config and runtime (mode, overrides) are Hydra's to give here."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    overrides = list(HydraConfig.get().overrides.task)
     try:
-        result = train(cfg)
+        result = train(cfg, overrides)
         if not in_sweep and result.run_id is not None:  # the other processes of a multi-process run record none
             print("\n".join(run_summary(cfg, result)), flush=True)
         return result
@@ -114,7 +115,7 @@ def hydra_job(cfg: DictConfig) -> FitResult | TrialReport:
     except RunInterrupted as interruption:
         if in_sweep:
             raise
-        print(resume_hint(interruption, list(HydraConfig.get().overrides.task)), file=sys.stderr)
+        print(resume_hint(interruption, overrides), file=sys.stderr)
         sys.exit(128 + interruption.signum)  # the shell's convention for "ended by this signal"
 
 
@@ -126,7 +127,7 @@ def did_you_mean(name: str, valid: list[str], shown: Callable[[str], list[str]] 
 
 
 def config_groups() -> list[str]:
-    return sorted(d.name for d in Path(config_dir()).iterdir() if d.is_dir())
+    return sorted({d.name for d in Path(config_dir()).iterdir() if d.is_dir()} | set(GROUPS))
 
 
 def key_paths(node: DictConfig, prefix: str = "") -> list[str]:
@@ -184,17 +185,35 @@ def wants_traceback(argv: list[str]) -> bool:
     return verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
+def check_composes(args: argparse.Namespace) -> None:
+    """Compose the config the command asks for, so that a bad override raises here: inside Hydra's runner it would
+    be printed in Hydra's words with exit code 1."""
+    if not (args.help or args.hydra_help or args.info or args.shell_completion):
+        compose_config(args.overrides, multirun=args.multirun)
+
+
+def run_hydra(argv: list[str]) -> None:
+    """Hydra's command line (`-m`, `--cfg`, `--help`, overrides) given as `argv`: what `hydra.main` does with
+    `sys.argv`, which no public Hydra API takes as an argument."""
+    from hydra import version
+    from hydra._internal.utils import _run_hydra, get_args_parser
+
+    version.setbase("1.3")
+    parser = get_args_parser()
+    args = parser.parse_args(argv)
+    check_composes(args)
+    _run_hydra(args=args, args_parser=parser, task_function=hydra_job, config_path=config_dir(), config_name="config")
+
+
 def main(argv: list[str]) -> None:
-    """Hydra reads the command line itself: `argv` (the overrides) becomes it."""
-    sys.argv = [sys.argv[0], *argv]
-    traceback_wanted = wants_traceback(argv)
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its config errors here instead of printing them
+    prepare_hydra()
     try:
-        hydra_job()
-    except CompactHydraException as error:
-        if traceback_wanted:
+        run_hydra(argv)
+    except (CompactHydraException, ConfigError) as error:
+        if wants_traceback(argv):
             raise
-        print(f"fruitlab: error: {hydra_error_line(error)}", file=sys.stderr)
+        line = hydra_error_line(error) if isinstance(error, CompactHydraException) else str(error)
+        print(f"fruitlab: error: {line}", file=sys.stderr)
         sys.exit(2)
     except RunInterrupted as interruption:  # only a sweep lets it through hydra_job()
         print(

@@ -8,7 +8,6 @@ with its accuracy, latency and size before and after, and can be registered as a
 
 import copy
 import io
-import os
 from dataclasses import dataclass
 
 import torch
@@ -113,12 +112,17 @@ def compare(
 
 
 def quantize_recorded_model(
-    uri: str, recorded: RecordedModel, mode: str = "auto", calibration_count: int = 8, register: str | None = None
+    uri: str,
+    recorded: RecordedModel,
+    mode: str = "auto",
+    calibration_count: int = 8,
+    register: str | None = None,
+    cache_dir: str | None = None,
 ) -> QuantizationReport:
     """Quantize, measure, and record in a child run of the source run; register when `register` names a
-    registered model (a new version of it)."""
+    registered model (a new version of it). `cache_dir`: this machine's decode cache (None: the default one)."""
     cfg = load_run_config(recorded.run_id)
-    cfg.data.cache_dir = os.environ.get("FRUITLAB_CACHE")  # this machine's decode cache, not the trainer's
+    cfg.data.cache_dir = cache_dir  # this machine's, not the trainer's
     torch.manual_seed(cfg.seed)
     datamodule = build_datamodule(cfg)
     datamodule.setup("fit")

@@ -12,6 +12,7 @@ cross-validation: the parent then summarises the folds that ran.
 
 import copy
 import json
+from collections.abc import Sequence
 
 import lightning.pytorch as pl
 import numpy as np
@@ -57,13 +58,14 @@ def run_fold(
     experiment_id: str,
     uri: str,
     hooks: TrainingHooks | None,
+    overrides: Sequence[str],
 ) -> tuple[dict[str, float], History]:
     """Train fold `fold` as a child run of `parent`; return its metrics and per-epoch history."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = build_module(cfg, datamodule)
     run_name = f"{parent_name(cfg)}-fold{fold}"
     with tracked_run(uri, experiment_id, run_name, parent.run_id) as recorder:
-        record_setup(recorder, cfg, datamodule, module)
+        record_setup(recorder, cfg, datamodule, module, overrides)
         recorder.log_params({"cv.fold": fold})
         apply_transfer(recorder, cfg.model, module.classifier.backbone)
         training = train(cfg, module, datamodule, checkpoint_dir(uri, recorder.run_id), recorder, hooks)
@@ -118,7 +120,7 @@ def pooled_training_split(datamodule: TensorImageDataModule, folds: int) -> Imag
     return pool
 
 
-def cross_validate(cfg: DictConfig, hooks: TrainingHooks | None = None) -> FitResult:
+def cross_validate(cfg: DictConfig, hooks: TrainingHooks | None = None, overrides: Sequence[str] = ()) -> FitResult:
     """Run `cv.folds` child runs under one parent run; the objective is the mean of best_<objective.metric>."""
     folds = check_cv_config(cfg)
     uri = use_store(cfg.tracking.uri)  # before the data is loaded, so that a wrong address fails at once
@@ -131,13 +133,15 @@ def cross_validate(cfg: DictConfig, hooks: TrainingHooks | None = None) -> FitRe
     with tracked_run(uri, experiment_id, parent_name(cfg), cfg.tracking.get("parent_run_id")) as recorder:
         if hooks:
             hooks.run_started(recorder)
-        record_config(recorder, cfg, datamodule)
+        record_config(recorder, cfg, datamodule, overrides)
         recorder.log_metrics({"cv_folds": folds, "cv_pool_size": len(pool.labels)})
         results, histories = [], {}
         for fold, (train_index, val_index) in enumerate(splits):
             rule = ("cv", folds, cfg.seed, fold)
             fold_data = fold_datamodule(datamodule, pool, train_index, val_index, rule)
-            metrics, histories[f"fold {fold}"] = run_fold(cfg, fold_data, fold, recorder, experiment_id, uri, hooks)
+            metrics, histories[f"fold {fold}"] = run_fold(
+                cfg, fold_data, fold, recorder, experiment_id, uri, hooks, overrides
+            )
             results.append(metrics)
             if hooks and hooks.stopped_early():
                 break

@@ -4,6 +4,7 @@
 import copy
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,14 +196,15 @@ def check_fit_config(cfg: DictConfig) -> None:
 
 
 @interrupts_raise()
-def fit(cfg: DictConfig, hooks: TrainingHooks | None = None) -> FitResult:
+def fit(cfg: DictConfig, hooks: TrainingHooks | None = None, overrides: Sequence[str] = ()) -> FitResult:
     """Train, test and record one run, or continue the interrupted run `cfg.resume`. With `cv.folds` set,
-    cross-validate instead. `hooks` (a sweep trial's) add callbacks and may cut training short."""
+    cross-validate instead. `hooks` (a sweep trial's) add callbacks and may cut training short; `overrides`
+    (the command's) are recorded with the run."""
     set_threads(cfg.get("threads"))
     if cfg.cv.folds:
         from fruitlab.training.cv import cross_validate  # cv.py builds on this module
 
-        return cross_validate(cfg, hooks)
+        return cross_validate(cfg, hooks, overrides)
     check_fit_config(cfg)
     if rank_zero_only.rank != 0:  # the other processes of a multi-process run train but never touch MLflow
         datamodule = prepare_data(cfg)
@@ -223,7 +225,7 @@ def fit(cfg: DictConfig, hooks: TrainingHooks | None = None) -> FitResult:
         if hooks:
             hooks.run_started(recorder)
         if not resumed:
-            record_setup(recorder, cfg, datamodule, module)
+            record_setup(recorder, cfg, datamodule, module, overrides)
         elif "error" in resumed.tags:
             recorder.delete_tag("error")  # the interruption is over
         apply_transfer(recorder, cfg.model, module.classifier.backbone)

@@ -18,8 +18,8 @@ SCHEDULERS = ("none", "cosine", "step", "plateau")
 
 
 def build_optimizer(params: Iterable, lr: float, config: Mapping) -> torch.optim.Optimizer:
-    """`config` is the `optim` group: `name` plus the optimizer's keyword arguments."""
-    options = dict(config)
+    """`config` is the `optim` group: `name` plus the optimizer's keyword arguments (null ones: torch's defaults)."""
+    options = {key: value for key, value in config.items() if value is not None}
     name = options.pop("name")
     if name not in OPTIMIZERS:
         raise unknown("optimizer", name, list(OPTIMIZERS))

@@ -1,7 +1,8 @@
 """What a training run records before it trains: its config, data, model size and augmentation."""
 
+from collections.abc import Sequence
+
 import torch
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from fruitlab.data.augment import BatchAugmentation
@@ -15,18 +16,18 @@ from fruitlab.training.module import ClassifierModule
 TRIAL_OVERRIDE_PREFIXES = ("trial.", "+trial.", "++trial.")
 
 
-def command_overrides() -> str:
-    """The command-line overrides of this Hydra job ('' outside Hydra), without a sweep trial's identity."""
-    if not HydraConfig.initialized():
-        return ""
-    return " ".join(o for o in HydraConfig.get().overrides.task if not o.startswith(TRIAL_OVERRIDE_PREFIXES))
+def command_overrides(overrides: Sequence[str]) -> str:
+    """The command's overrides as one line, without a sweep trial's identity."""
+    return " ".join(o for o in overrides if not o.startswith(TRIAL_OVERRIDE_PREFIXES))
 
 
-def record_config(recorder: RunRecorder, cfg: DictConfig, datamodule: TensorImageDataModule) -> None:
-    """The config, the data's own params, the commit and command, and the class names."""
+def record_config(
+    recorder: RunRecorder, cfg: DictConfig, datamodule: TensorImageDataModule, overrides: Sequence[str] = ()
+) -> None:
+    """The config, the data's own params, the commit and the command's `overrides`, and the class names."""
     recorder.log_config(cfg)
     recorder.log_params(datamodule.data_params())
-    recorder.set_tags({"git_commit": git_commit(), "overrides": command_overrides()})
+    recorder.set_tags({"git_commit": git_commit(), "overrides": command_overrides(overrides)})
     recorder.log_dict({"classes": datamodule.classes}, "classes.json")
 
 
@@ -38,10 +39,14 @@ def record_datasets(recorder: RunRecorder, cfg: DictConfig, datamodule: TensorIm
 
 
 def record_setup(
-    recorder: RunRecorder, cfg: DictConfig, datamodule: TensorImageDataModule, module: ClassifierModule
+    recorder: RunRecorder,
+    cfg: DictConfig,
+    datamodule: TensorImageDataModule,
+    module: ClassifierModule,
+    overrides: Sequence[str] = (),
 ) -> None:
     """`record_config`, the splits as datasets, then the sizes of the model and the splits, and the augmentation."""
-    record_config(recorder, cfg, datamodule)
+    record_config(recorder, cfg, datamodule, overrides)
     record_datasets(recorder, cfg, datamodule)
     recorder.log_metrics(
         {
