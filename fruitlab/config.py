@@ -29,7 +29,10 @@ def compose_config(overrides: Sequence[str], multirun: bool = False) -> DictConf
             hydra = GlobalHydra.instance().hydra
             cfg = hydra.compose_config("config", list(overrides), run_mode=mode, with_log_configuration=False)
         except HydraException as error:
-            raise type_error(error) or error
+            refused = type_error(error)
+            if refused is None:
+                raise
+            raise refused from error
     with open_dict(cfg):
         del cfg["hydra"]  # as hydra.compose() returns it
     return cfg

@@ -22,8 +22,8 @@ from pathlib import Path
 from fruitlab.commands.common import command_parser, run_or_exit
 from fruitlab.commands.eda import ExplorationResult, eda
 from fruitlab.commands.report import ReportResult, report
-from fruitlab.config import config_dir
 from fruitlab.errors import ConfigError, FruitlabError, unknown
+from fruitlab.schema import GROUPS
 
 EXPERIMENT = "fruits360-study"
 PCA_MODEL = "ffnn"
@@ -65,7 +65,7 @@ class Stage:
 
 
 def check_models(models: list[str]) -> None:
-    known = sorted(path.stem for path in (Path(config_dir()) / "model").glob("*.yaml"))
+    known = sorted(GROUPS["model"])
     for model in models:
         if model not in known:
             raise unknown("model", model, known)
