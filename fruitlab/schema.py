@@ -390,10 +390,12 @@ SCHEMA_NAME = "fruitlab_schema"  # conf/config.yaml's first default
 
 
 def store_schema() -> None:
-    """Register the schema and the group options in Hydra's ConfigStore (again is harmless)."""
+    """Register the schema and the group options in Hydra's ConfigStore, once per process."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
+    if f"{SCHEMA_NAME}.yaml" in store.repo:
+        return
     store.store(name=SCHEMA_NAME, node=FruitlabConfig, provider="fruitlab")
     for name, options in GROUPS.items():
         for option, schema in options.items():
