@@ -36,7 +36,8 @@ def test_verbose_or_hydra_full_error_shows_the_traceback() -> None:
 
 def test_optimizer_settings_torch_refuses_fail_the_run_naming_them(store: str) -> None:
     """Each value in its range, but not together: torch's check, in one line naming them."""
-    cfg = compose_config("model=lenet", "optim=sgd", "optim.momentum=0", "optim.nesterov=true", f"tracking.uri={store}")
+    settings = ["optim=sgd", "optim.momentum=0", "optim.nesterov=true"]
+    cfg = compose_config("model=lenet", *settings, f"tracking.uri={store}", *FAST)
     with pytest.raises(ConfigError, match=r"invalid sgd settings \(lr=0.001, momentum=0.0, weight_decay=0.0, nest"):
         fit(cfg)
 
