@@ -2,7 +2,7 @@
 
     python benchmarks/bench_latency.py models:/cifar10@champion      # a registered model (alias or version)
     python benchmarks/bench_latency.py RUN_ID                        # the model a run logged
-    python benchmarks/bench_latency.py mobilenet_v2_slim             # an architecture, untrained (conf/model)
+    python benchmarks/bench_latency.py mobilenet_v2_slim             # an architecture, untrained (fruitlab/schema/)
 
 Each runtime gets the same pinned threads (torch.set_num_threads; ORT intra-op threads, sequential execution,
 spinning off), the same random input, and is timed by fruitlab's latency timer (warm-up, then p50 / p95 / mean
@@ -33,7 +33,7 @@ GOAL = 0.7
 
 
 def untrained(name: str, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
-    """Architecture `name` with the options of conf/model/NAME.yaml, as a deployable model."""
+    """Architecture `name` with the options of its config (fruitlab/schema/), as a deployable model."""
     cfg = compose_config([f"model={name}"])
     channels = input_shape[0]
     preprocess = Normalize(torch.zeros(channels), torch.ones(channels))
