@@ -9,7 +9,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import ValidationError
 
 from fruitlab.errors import ConfigError
-from fruitlab.schema import FruitlabConfig, Rule, rule, section_schema, shown, store_schema
+from fruitlab.schema import FruitlabConfig, store_schema
+from fruitlab.schema.rules import Rule, rule, section_schema, shown
 
 
 def compose_config(overrides: Sequence[str], multirun: bool = False) -> DictConfig:

@@ -7,7 +7,8 @@ from omegaconf import OmegaConf
 
 from fruitlab.config import compose_config, validate_config
 from fruitlab.errors import ConfigError
-from fruitlab.schema import GROUPS, Adam, FruitlabConfig, Latency, Sgd, rule, shown
+from fruitlab.schema import GROUPS, Adam, FruitlabConfig, Latency, Sgd
+from fruitlab.schema.rules import rule, shown
 
 # Values refused, and the start of the line that says so (Hydra refuses the wrong types, the schema the rest).
 REFUSED = [
