@@ -1,4 +1,4 @@
-"""Every config value is checked against the schema (fruitlab/schema.py) before work starts: one line naming the
+"""Every config value is checked against the schema (fruitlab/schema/) before work starts: one line naming the
 key, the value and what is allowed, exit code 2, no traceback, and no run recorded. The schema's own logic is
 tested in tests/unit/test_config_schema.py."""
 

@@ -1,4 +1,4 @@
-"""The config schema (fruitlab/schema.py) on its own: every shipped option composes with its defaults, Hydra refuses
+"""The config schema (fruitlab/schema/) on its own: every shipped option composes with its defaults, Hydra refuses
 a value of the wrong type and validate_config one out of range, each in one line naming the key, the value and
 what is allowed. Composes in-process: no processes, no training."""
 
