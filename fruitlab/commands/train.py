@@ -24,7 +24,7 @@ from fruitlab.config import config_dir, register_resolvers, validate_config
 from fruitlab.errors import FruitlabError, RunInterrupted, print_error
 
 if TYPE_CHECKING:
-    from fruitlab.sweeping.trial import TrialReport
+    from fruitlab.sweeping.outcomes import TrialReport
     from fruitlab.training.hooks import FitResult
 
 # Lines of Hydra's config errors that describe Hydra's internals rather than the user's mistake.
@@ -46,7 +46,8 @@ def train(cfg: DictConfig) -> FitResult | TrialReport:
 
     if cfg.get("trial") is None:
         return fit(cfg)
-    from fruitlab.sweeping.trial import SweepTrial, TrialIdentity
+    from fruitlab.sweeping.identity import TrialIdentity
+    from fruitlab.sweeping.trial import SweepTrial
 
     trial = SweepTrial(TrialIdentity.of(cfg))
     return trial.report(fit(cfg, trial))
