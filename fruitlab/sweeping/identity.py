@@ -5,6 +5,7 @@ config (`TrialIdentity.of`), so the same code runs whether the launcher runs the
 local worker process or a cluster node. Also the names both sides use for what a trial records."""
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -68,6 +69,7 @@ class TrialIdentity:
 
 
 def quote(value: str) -> str:
-    """`value` as a quoted Hydra override value: any character survives."""
-    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    """`value` as a quoted Hydra override value: any character survives. Hydra reads backslashes as escapes only
+    in a run of them before a quote (the closing one included): such a run is doubled, and a quote escaped."""
+    escaped = re.sub(r"(\\*)('|$)", lambda m: m[1] * 2 + ("\\'" if m[2] else ""), value)
     return f"'{escaped}'"
