@@ -56,7 +56,7 @@ def test_the_sampler_group_gives_name_seed_and_options_and_its_seed_comes_first(
         (["x=0,1"], {"pruner": "mean"}, "unknown pruner 'mean'; valid pruners: hyperband, median, none, sha"),
         (["x=0,1"], {"direction": ["minimize", "minimize"], "pruner": "median"}, "Optuna cannot prune a study with"),
         (["x=interval(0,1)"], {"sampler": "grid"}, "x=interval(0,1) is continuous and cannot be a grid axis"),
-        (["x=0,1"], {"study_name": "it's"}, "study name \"it's\": leave out the quote"),
+        (["x=0,1"], {"study_name": "it's"}, 'study name "it\'s": leave out the quote'),
         (["x=0,1"], {"storage": "optuna.db"}, "hydra.sweeper.storage 'optuna.db' is not a database URL"),
         (["x=0,1"], {"sampler": {"seed": 1}}, "hydra.sweeper.sampler: a mapping needs the sampler's name"),
     ],
@@ -94,8 +94,8 @@ def test_direction_as_upstream_writes_it():
 
 
 def test_each_trial_is_told_the_metric_to_report_its_direction_and_the_pruner():
-    plan = plan_of("lr=interval(0.001,0.1)", config=TRAINING_CONFIG, pruner="median",
-                   pruner_options={"n_startup_trials": 2})  # fmt: skip
+    options = {"n_startup_trials": 2}
+    plan = plan_of("lr=interval(0.001,0.1)", config=TRAINING_CONFIG, pruner="median", pruner_options=options)
     identity = plan.trial_identity("sqlite:///optuna.db", 3, threads=2)
     assert (identity.study, identity.number, identity.threads) == (plan.study_name, 3, 2)
     assert (identity.metric, identity.direction) == ("val_loss", "minimize")
