@@ -125,9 +125,9 @@ class SweepRecorder:
         self.parent.log_text(trials_table(study), "trials.csv")
         self.save_results(study)
         redone = f" ({counts.redone} failed trials since run again successfully)" if counts.redone else ""
+        name = self.plan.study_name
         log.info(
-            "study %s: %d complete, %d pruned, %d failed%s",
-            *(self.plan.study_name, counts.complete, counts.pruned, counts.failed, redone),
+            "study %s: %d complete, %d pruned, %d failed%s", name, counts.complete, counts.pruned, counts.failed, redone
         )
 
     def report_best(self, best: Best) -> None:

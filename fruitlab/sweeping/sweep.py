@@ -53,8 +53,14 @@ def run_sweep(
         parent_id = recorder.find_or_create_parent(storage_url)
     log.info(
         "study %s (%s, %s) in %s: %d trials, %d at a time; worker %d; MLflow parent run %s",
-        *(plan.study_name, plan.sampler, settings.pruner, storage_label(storage_url), plan.budget, settings.n_jobs),
-        *(worker, parent_id),
+        plan.study_name,
+        plan.sampler,
+        settings.pruner,
+        storage_label(storage_url),
+        plan.budget,
+        settings.n_jobs,
+        worker,
+        parent_id,
     )
     with recorder.parent_run():
 
