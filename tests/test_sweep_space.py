@@ -126,4 +126,3 @@ def test_a_bad_sweep_setting_is_one_clear_line(store):
     result = run_cli("-m", "lr=interval(0.001,0.1)", "hydra.sweeper.sampler=grid", f"tracking.uri={store}")
     assert result.returncode == 2
     assert "cannot be a grid axis" in result.stderr.strip().splitlines()[-1]
-
