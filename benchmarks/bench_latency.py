@@ -25,8 +25,8 @@ from fruitlab.config import compose_config
 from fruitlab.data.base import Normalize
 from fruitlab.evaluation.latency import time_calls
 from fruitlab.models import Probabilities, build_classifier, list_models
-from fruitlab.serving.recorded import load_eager
 from fruitlab.serving.onnx import INPUT_NAME, export_onnx, ort_session
+from fruitlab.serving.recorded import load_eager
 from fruitlab.tracking.store import use_store
 
 GOAL = 0.7

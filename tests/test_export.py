@@ -11,8 +11,8 @@ from fruitlab.commands.export import main as export_main
 from fruitlab.data.imagefolder import ImageFolderDataModule
 from fruitlab.errors import ModelError
 from fruitlab.serving.export import export_model, load_torchscript, onnx_runtime_outputs
-from fruitlab.serving.recorded import load_recorded_model
 from fruitlab.serving.quantize import quantize_recorded_model
+from fruitlab.serving.recorded import load_recorded_model
 from fruitlab.tracking.store import use_store
 
 

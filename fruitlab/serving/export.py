@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from fruitlab.errors import ModelError
-from fruitlab.serving.recorded import RecordedModel
 from fruitlab.serving.onnx import INPUT_NAME, export_onnx, ort_session
+from fruitlab.serving.recorded import RecordedModel
 from fruitlab.tracking.runs import RunRecorder
 
 ARTIFACT_DIR = "export"
