@@ -2,11 +2,12 @@
 
 import pytest
 from omegaconf import OmegaConf
-from sweep_config import TRAINING, plan_of, task_config
 
 from fruitlab.errors import ConfigError
 from fruitlab.sweeping.objectives import Objective, objectives_of
 from fruitlab.sweeping.settings import SweepSettings
+
+from .sweep_config import TRAINING, plan_of, task_config
 
 TRAINING_CONFIG = task_config(TRAINING)
 

@@ -10,13 +10,14 @@ import pytest
 from hydra.core.utils import JobReturn, JobStatus
 from optuna.storages import InMemoryStorage
 from optuna.trial import FrozenTrial, TrialState
-from sweep_config import plan_of
 
 from fruitlab.sweeping.outcomes import Outcome
 from fruitlab.sweeping.plan import SweepPlan
 from fruitlab.sweeping.scheduler import Launch, Scheduler
 from fruitlab.sweeping.slots import Tally
 from fruitlab.sweeping.study import make_pruner, make_sampler, open_study
+
+from .sweep_config import plan_of
 
 
 def x_squared(overrides: list[str], number: int) -> JobReturn:
