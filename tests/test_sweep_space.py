@@ -11,18 +11,11 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from fruitlab.errors import ConfigError
+from fruitlab.sweeping.claims import FAIL_REASON, claim
+from fruitlab.sweeping.objectives import Objective
 from fruitlab.sweeping.space import SearchSpace
-from fruitlab.sweeping.study import (
-    FAIL_REASON,
-    SAMPLERS,
-    Objective,
-    claim,
-    make_pruner,
-    make_sampler,
-    open_storage,
-    open_study,
-    worker_seed,
-)
+from fruitlab.sweeping.storage import open_storage
+from fruitlab.sweeping.study import SAMPLERS, make_pruner, make_sampler, open_study, worker_seed
 
 
 def space(*overrides: str) -> SearchSpace:
@@ -63,10 +56,14 @@ def test_the_upstream_sweepers_grammar():
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLERS))
-def test_every_sampler_samples_a_seeded_study(name):
-    study = optuna.create_study(sampler=make_sampler(name, 3, {}))
-    study.optimize(lambda t: (t.suggest_float("x", -1, 1, step=0.25) - 0.5) ** 2, n_trials=3)
-    assert len(study.trials) == 3
+def test_every_sampler_samples_a_seeded_study_the_same_way_twice(name):
+    def sampled(seed: int) -> list[dict]:
+        study = optuna.create_study(sampler=make_sampler(name, seed, {}))
+        study.optimize(lambda t: (t.suggest_float("x", -1, 1, step=0.25) - 0.5) ** 2 + t.suggest_int("n", 0, 9), 4)
+        assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+        return [t.params for t in study.trials]
+
+    assert sampled(3) == sampled(3)
 
 
 def test_each_worker_gets_its_own_seed_and_the_first_keeps_the_sweeps():
@@ -96,7 +93,8 @@ def test_claims_hand_out_each_grid_point_once_and_retry_failures_in_a_later_invo
     first = datetime.now()
 
     def next_trial(started: datetime) -> optuna.Trial | None:
-        return claim(study, storage, grid_space, grid, len(grid), started)
+        claimed = claim(study, storage, grid_space, grid, len(grid), started)
+        return None if claimed is None else claimed.trial
 
     failing = next_trial(first)
     failing.set_user_attr(FAIL_REASON, "boom")
@@ -128,24 +126,3 @@ def test_a_bad_sweep_setting_is_one_clear_line(store):
     result = run_cli("-m", "lr=interval(0.001,0.1)", "hydra.sweeper.sampler=grid", f"tracking.uri={store}")
     assert result.returncode == 2
     assert "cannot be a grid axis" in result.stderr.strip().splitlines()[-1]
-
-
-def test_direction_as_upstream_writes_it():
-    from omegaconf import OmegaConf
-
-    from fruitlab.sweeping.settings import SweepSettings
-    from fruitlab.sweeping.sweep import objectives_of
-
-    training = OmegaConf.create({"objective": {"metric": "val_acc", "direction": "maximize"}})
-    assert objectives_of(SweepSettings(direction="maximize"), training) == [Objective("val_acc", "maximize")]
-    with pytest.raises(ConfigError, match="disagrees with the objectives"):
-        objectives_of(SweepSettings(direction="minimize"), training)
-    with pytest.raises(ConfigError, match="name the metric of each direction"):
-        objectives_of(SweepSettings(direction=["minimize", "maximize"]), training)
-    other_task = OmegaConf.create({"x": 1})
-    assert objectives_of(SweepSettings(direction=["minimize", "maximize"]), other_task) == [
-        Objective("value_0", "minimize"),
-        Objective("value_1", "maximize"),
-    ]
-    with pytest.raises(ConfigError, match="direction 'up' of value"):
-        objectives_of(SweepSettings(direction="up"), other_task)

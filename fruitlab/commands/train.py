@@ -25,7 +25,7 @@ from fruitlab.errors import ConfigError, FruitlabError, RunInterrupted, print_er
 from fruitlab.schema import GROUPS
 
 if TYPE_CHECKING:
-    from fruitlab.sweeping.trial import TrialReport
+    from fruitlab.sweeping.outcomes import TrialReport
     from fruitlab.training.hooks import FitResult
 
 # Lines of Hydra's config errors that describe Hydra's internals rather than the user's mistake.
@@ -46,7 +46,8 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> FitResult | TrialRe
 
     if cfg.get("trial") is None:
         return fit(cfg, overrides=overrides)
-    from fruitlab.sweeping.trial import SweepTrial, TrialIdentity
+    from fruitlab.sweeping.identity import TrialIdentity
+    from fruitlab.sweeping.trial import SweepTrial
 
     trial = SweepTrial(TrialIdentity.of(cfg))
     return trial.report(fit(cfg, trial, overrides))

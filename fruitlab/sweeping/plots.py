@@ -1,17 +1,17 @@
 """What a sweep's parent run shows at the end: the study's plots (optuna.visualization.matplotlib) and a CSV of
-all trials."""
+all trials, made here and recorded by the recorder."""
 
 import logging
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import optuna
+from matplotlib.figure import Figure
 from optuna import visualization as vis
 from optuna.trial import FrozenTrial, TrialState
 
-from fruitlab.sweeping.study import Objective
-from fruitlab.tracking.runs import RunRecorder
+from fruitlab.sweeping.objectives import Objective
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,8 @@ def _multi_objective_plots(study: optuna.Study, objectives: Sequence[Objective])
     return plots
 
 
-def log_study_plots(recorder: RunRecorder, study: optuna.Study, objectives: Sequence[Objective]) -> None:
+def study_plots(study: optuna.Study, objectives: Sequence[Objective]) -> Iterator[tuple[str, Figure]]:
+    """(name, figure) of each plot that the study's trials allow; none before a trial completes."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         log.info("no complete trial: no study plots")
@@ -64,12 +65,12 @@ def log_study_plots(recorder: RunRecorder, study: optuna.Study, objectives: Sequ
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # experimental-API and small-sample warnings
             axes = plot()
-        figure = np.atleast_1d(axes).flat[0].figure
-        recorder.log_figure(figure, f"plots/{name}.png", bbox_inches="tight")
+        yield name, np.atleast_1d(axes).flat[0].figure
 
 
-def log_trials_table(recorder: RunRecorder, study: optuna.Study) -> None:
+def trials_table(study: optuna.Study) -> str:
+    """Every trial as a CSV row: number, state, values, params, user attributes and times."""
     frame = study.trials_dataframe(
         attrs=("number", "state", "values", "params", "user_attrs", "datetime_start", "datetime_complete", "duration")
     )
-    recorder.log_text(frame.to_csv(index=False), "trials.csv")
+    return frame.to_csv(index=False)

@@ -1,71 +1,29 @@
-"""A sweep trial as its training job sees it: opened from the identity the sweeper puts in the job's config
-(`trial.storage`, `trial.study`, `trial.number`), so the same code runs whether the launcher runs the job in
-the sweeper's process, a local worker process or a cluster node. It plugs into training through
-`TrainingHooks`: it tags the run with the trial, reports each epoch's value to the study's storage (where the
-pruner reads it) and stops training when the pruner says so."""
+"""A sweep trial as its training job sees it: opened from the `TrialIdentity` the sweeper put in the job's config,
+whichever process or machine runs the job. It plugs into training through `TrainingHooks`: it tags the run with
+the trial, reports each epoch's value to the study's storage (where the pruner reads it) and stops training when
+the pruner says so."""
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import optuna
-from omegaconf import DictConfig
 
-from fruitlab.sweeping.study import make_pruner, open_storage
-from fruitlab.tracking.runs import RunRecorder
+from fruitlab.sweeping.identity import (
+    PRUNED_EPOCH_ATTR,
+    RUN_ID_ATTR,
+    STUDY_TAG,
+    TRIAL_NUMBER_TAG,
+    TRIAL_STATE_TAG,
+    TrialIdentity,
+)
+from fruitlab.sweeping.outcomes import TrialReport
+from fruitlab.sweeping.storage import open_storage, trial_id
+from fruitlab.sweeping.study import make_pruner
 from fruitlab.training.hooks import FitResult
 
-if TYPE_CHECKING:  # Lightning is imported by the trial's job, not by the sweeper
+if TYPE_CHECKING:  # Lightning is imported by the trial's job, not by the sweeper; the recorder is training's
     import lightning.pytorch as pl
 
-TRIAL_NUMBER_TAG = "trial_number"
-TRIAL_STATE_TAG = "trial_state"
-STUDY_TAG = "sweep.study"
-RUN_ID_ATTR = "mlflow_run_id"  # user attribute of a trial: its MLflow run
-PRUNED_EPOCH_ATTR = "pruned_epoch"  # user attribute of a pruned trial, and tag of its run
-# Study user attributes the sweeper sets so that a trial's job, wherever it runs, prunes as the sweep says.
-REPORTED_METRIC_ATTR = "reported_metric"  # the metric reported each epoch; absent for several objectives
-PRUNER_ATTR = "pruner"  # {"name": ..., "options": {...}}; absent: the sweep does not prune
-
-
-@dataclass(frozen=True)
-class TrialIdentity:
-    storage: str  # the study's RDB URL
-    study: str
-    number: int
-    threads: int | None = None  # torch threads of the trial's job, when several trials share one machine
-
-    def overrides(self) -> list[str]:
-        """The job overrides that carry this identity (`trial` is bookkeeping: it is never logged as params)."""
-        threads = [] if self.threads is None else [f"+trial.threads={self.threads}"]
-        return [
-            f"+trial.storage={quote(self.storage)}",
-            f"+trial.study={quote(self.study)}",
-            f"+trial.number={self.number}",
-            *threads,
-        ]
-
-    @classmethod
-    def of(cls, cfg: DictConfig) -> "TrialIdentity | None":
-        """The identity in a job's config; None outside a sweep."""
-        trial = cfg.get("trial")
-        if trial is None:
-            return None
-        threads = trial.get("threads")
-        return cls(str(trial.storage), str(trial.study), int(trial.number), None if threads is None else int(threads))
-
-
-def quote(value: str) -> str:
-    """`value` as a quoted Hydra override value: any character survives."""
-    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{escaped}'"
-
-
-@dataclass
-class TrialReport:
-    """What a trial's job returns to the sweeper (through whichever launcher ran it)."""
-
-    fit: FitResult
-    pruned_epoch: int | None = None
+    from fruitlab.tracking.runs import RunRecorder
 
 
 class SweepTrial:
@@ -77,26 +35,23 @@ class SweepTrial:
 
             torch.set_num_threads(identity.threads)
         storage = open_storage(identity.storage)
-        study = optuna.load_study(study_name=identity.study, storage=storage)
-        pruner = study.user_attrs.get(PRUNER_ATTR)
-        if pruner:
-            study.pruner = make_pruner(pruner["name"], pruner["options"])
-        self.prunes = pruner is not None
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, identity.number)
-        self.trial = optuna.Trial(study, trial_id)
+        pruner = make_pruner(identity.pruner, identity.pruner_options)
+        study = optuna.load_study(study_name=identity.study, storage=storage, pruner=pruner)
+        # A running trial of another process: Optuna's public Trial constructor over its storage id.
+        self.trial = optuna.Trial(study, trial_id(storage, identity.study, identity.number))
         self.identity = identity
-        self.reported_metric: str | None = study.user_attrs.get(REPORTED_METRIC_ATTR)
         self.recorder: RunRecorder | None = None
         self.pruned_epoch: int | None = None
 
     def callbacks(self) -> list["pl.Callback"]:
-        if self.reported_metric is None:
+        if self.identity.metric is None:
             return []
         from fruitlab.sweeping.pruning import ReportToTrial
 
-        return [ReportToTrial(self.trial, self.reported_metric, self.mark_pruned if self.prunes else None)]
+        on_pruned = self.mark_pruned if self.identity.prunes else None
+        return [ReportToTrial(self.trial, self.identity.metric, on_pruned)]
 
-    def run_started(self, recorder: RunRecorder) -> None:
+    def run_started(self, recorder: "RunRecorder") -> None:
         """Tag the run with its trial and tell the study which run it is (another worker can then end the run
         if this job dies)."""
         self.recorder = recorder
@@ -111,11 +66,11 @@ class SweepTrial:
     def leads(self, metrics: dict[str, float]) -> bool:
         """Whether the reported metric beats every trial completed so far (ties lead); always, with several
         objectives (any trial may join the Pareto front) or before the first trial completes."""
-        value = metrics.get(self.reported_metric) if self.reported_metric else None
+        value = metrics.get(self.identity.metric) if self.identity.metric else None
         study = self.trial.study
         if value is None or not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             return True
-        if study.direction == optuna.study.StudyDirection.MINIMIZE:
+        if self.identity.direction == "minimize":
             return value <= study.best_value
         return value >= study.best_value
 

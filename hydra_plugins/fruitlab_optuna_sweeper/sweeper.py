@@ -101,7 +101,7 @@ class FruitlabOptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from fruitlab.errors import ConfigError, FruitlabError, SweepFailed, print_error
         from fruitlab.signals import interrupts_raise
-        from fruitlab.sweeping.sweep import Sweep
+        from fruitlab.sweeping.sweep import run_sweep
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         # The sweep's own params first: the command line wins for a key given in both.
@@ -118,7 +118,7 @@ class FruitlabOptunaSweeper(Sweeper):
                         "(pip install fruitlab[launchers])"
                     )
                 threads = threads_per_trial(self.launcher, n_jobs)
-                return Sweep(self.settings, self.config, list(overrides.values()), self.launch, threads).run()
+                return run_sweep(self.settings, self.config, list(overrides.values()), self.launch, threads)
             except SweepFailed as error:  # its trials failed: recorded, the sweep ended
                 print_error(error, self.config.get("verbose", False))
                 sys.exit(1)

@@ -1,0 +1,115 @@
+"""How a worker claims its next trial. Several workers (processes, machines) may run one sweep against one
+storage; under the study's lock a worker fails stale trials (heartbeat), counts what the study holds and takes a
+waiting trial, a pending grid point or a failed point to retry, or a new sample. No grid point is handed out
+twice."""
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+
+import optuna
+from hydra.utils import get_method
+from omegaconf import DictConfig
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from fruitlab.errors import ConfigError
+from fruitlab.sweeping.space import Point, SearchSpace, point_key
+from fruitlab.sweeping.storage import record_heartbeat, trial_id
+
+# A trial in one of these states holds its point: it is not run again.
+TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+FAIL_REASON = "fail_reason"  # user attribute of a trial that failed by itself (not interrupted)
+SuggestMore = Callable[[optuna.Trial], None]  # custom_search_space, bound to the sweep's config
+
+
+@dataclass(frozen=True)
+class Claim:
+    trial: optuna.Trial
+    trial_id: int  # the storage's id of the trial: its heartbeats and what its job recorded are read by it
+
+
+def load_extension(path: str | None, config: DictConfig) -> SuggestMore | None:
+    """`hydra.sweeper.custom_search_space`: a function f(cfg, trial) that suggests further parameters."""
+    if path is None:
+        return None
+    try:
+        return partial(get_method(path), config)
+    except Exception as error:
+        raise ConfigError(
+            f"hydra.sweeper.custom_search_space '{path}' is not an importable function f(cfg, trial): {error}"
+        ) from error
+
+
+def retryable(trial: FrozenTrial, started: datetime) -> bool:
+    """A failed trial is run again by a later invocation of the sweep; an interrupted one (its worker died
+    and the trial went stale, so no failure reason was recorded) at once."""
+    return FAIL_REASON not in trial.user_attrs or trial.datetime_start < started
+
+
+def failed_here(trial: FrozenTrial, started: datetime) -> bool:
+    """The trial failed by itself in this invocation of the sweep: it counts toward n_trials."""
+    return trial.state == TrialState.FAIL and not retryable(trial, started)
+
+
+def counted(trials: Sequence[FrozenTrial], started: datetime) -> list[FrozenTrial]:
+    """The trials that count toward the budget: those that hold their point and those failed in this
+    invocation (so a sweep whose trials keep failing ends)."""
+    return [t for t in trials if t.state in TAKEN or failed_here(t, started)]
+
+
+def unresolved_failures(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The failed trials whose point no trial has since completed or pruned: a failed point that a later
+    invocation ran again successfully is no longer a failure of the study."""
+    done = {point_key(t.params) for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+    return [t for t in trials if t.state == TrialState.FAIL and point_key(t.params) not in done]
+
+
+def pending_points(candidates: Sequence[Point], trials: Sequence[FrozenTrial], started: datetime) -> list[Point]:
+    """The candidates that no trial holds, nor failed in this invocation, without repeats."""
+    held = {point_key(t.params) for t in counted(trials, started)}
+    pending: list[Point] = []
+    for point in candidates:
+        if point_key(point) not in held:
+            held.add(point_key(point))
+            pending.append(point)
+    return pending
+
+
+def claim(
+    study: optuna.Study,
+    storage: BaseStorage,
+    space: SearchSpace,
+    grid: Sequence[Point] | None,
+    budget: int,
+    started: datetime,
+) -> Claim | None:
+    """The next trial for this worker, its parameters suggested and its first heartbeat recorded; None when
+    `budget` trials count (see `counted`) or, for a grid, every point is held or failed in this invocation.
+    Call under `study_lock`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    trials = study.get_trials(deepcopy=False)
+    if not any(t.state == TrialState.WAITING for t in trials):
+        if len(counted(trials, started)) >= budget:
+            return None
+        candidates = grid if grid is not None else [t.params for t in trials if t.state == TrialState.FAIL]
+        pending = pending_points(candidates, trials, started)
+        if pending:
+            study.enqueue_trial(pending[0])
+        elif grid is not None:
+            return None
+    with warnings.catch_warnings():  # heartbeats are kept by the scheduler, not by Study.optimize
+        warnings.simplefilter("ignore")
+        trial = study.ask()
+    space.suggest(trial)
+    claimed = Claim(trial, trial_id(storage, study.study_name, trial.number))
+    record_heartbeat(storage, claimed.trial_id)
+    return claimed
+
+
+def running_trials(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))

@@ -1,0 +1,170 @@
+"""A sweep's record: its MLflow parent run (found again when the study resumes), each trial run's final state,
+the study's outcome on the parent run (counts, best trial or Pareto front, plots, trials table), the champion
+model, and `optimization_results.yaml` in the sweep's folder.
+
+The only sweeping module that calls fruitlab.tracking, and only these:
+    store.use_store(uri) -> resolved uri            store.store_root(uri) -> Path
+    store.ensure_experiment(name, uri) -> id        query.runs_tagged(uri, experiment_id, key, value) -> [Run]
+    runs.create_run(uri, experiment_id, run_name, tags) -> RunRecorder
+    runs.tracked_run(uri, experiment_id, run_id=...) -> context of a RunRecorder
+    runs.RunRecorder.of(uri, run_id) -> RunRecorder  runs.end_lost_run(uri, run_id, reason, tags) -> bool
+    registry.set_champion(run_id, name) -> version   links.StoreUI.of(uri) -> StoreUI
+"""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import optuna
+from omegaconf import OmegaConf
+from optuna.trial import FrozenTrial, TrialState
+
+from fruitlab.sweeping.claims import FAIL_REASON
+from fruitlab.sweeping.identity import RUN_ID_ATTR, STUDY_TAG, TRIAL_STATE_TAG
+from fruitlab.sweeping.outcomes import Outcome
+from fruitlab.sweeping.plan import SweepPlan
+from fruitlab.sweeping.plots import study_plots, trials_table
+from fruitlab.sweeping.results import Best, TrialCounts, best_of, optimization_results, pareto_front
+from fruitlab.sweeping.storage import storage_label
+from fruitlab.tracking.links import StoreUI
+from fruitlab.tracking.query import SWEEP_PARENT_TAG, runs_tagged
+from fruitlab.tracking.registry import CHAMPION, set_champion
+from fruitlab.tracking.runs import RunRecorder, create_run, end_lost_run, tracked_run
+from fruitlab.tracking.store import ensure_experiment, store_root, use_store
+
+log = logging.getLogger(__name__)
+
+STORAGE_TAG = "sweep.storage"
+PARETO_TAG = "pareto"
+RESULTS_FILE = "optimization_results.yaml"  # in the sweep folder, as the upstream Optuna sweeper writes it
+
+
+class SweepRecorder:
+    def __init__(self, plan: SweepPlan, tracking_uri: str) -> None:
+        self.plan = plan
+        self.uri = tracking_uri
+        self.experiment_id = ""
+        self.parent_id = ""
+        self.parent: RunRecorder | None = None  # while the parent run is open
+
+    @classmethod
+    def open(cls, plan: SweepPlan) -> "SweepRecorder":
+        """The recorder of the plan's MLflow store, checked to answer."""
+        return cls(plan, use_store(plan.tracking_uri))
+
+    def default_storage(self) -> str:
+        """The study's storage when none is given: optuna.db beside the local MLflow store."""
+        return f"sqlite:///{store_root(self.uri) / 'optuna.db'}"
+
+    def end_stale_trial_run(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """A trial went stale (its worker was killed): end its MLflow run KILLED instead of leaving it RUNNING."""
+        run_id = trial.user_attrs.get(RUN_ID_ATTR)
+        if run_id:
+            reason = "the worker running this trial stopped (no heartbeat)"
+            end_lost_run(self.uri, run_id, reason, {TRIAL_STATE_TAG: TrialState.FAIL.name})
+        log.info("trial %d went stale (its worker stopped): it will run again", trial.number)
+
+    def find_or_create_parent(self, storage_url: str) -> str:
+        """The study's parent run in this store, created by the first worker. Call under the study's lock."""
+        self.experiment_id = ensure_experiment(self.plan.experiment, self.uri)
+        label = storage_label(storage_url)
+        runs = runs_tagged(self.uri, self.experiment_id, SWEEP_PARENT_TAG, self.plan.study_name)
+        found = next((r.info.run_id for r in runs if r.data.tags.get(STORAGE_TAG) == label), None)
+        self.parent_id = found or self.create_parent(label)
+        return self.parent_id
+
+    def create_parent(self, storage: str) -> str:
+        plan = self.plan
+        tags = {SWEEP_PARENT_TAG: plan.study_name, STORAGE_TAG: storage, STUDY_TAG: plan.study_name}
+        parent = create_run(self.uri, self.experiment_id, plan.study_name, tags)
+        parent.log_params(
+            {
+                "study_name": plan.study_name,
+                "sampler": plan.sampler,
+                "pruner": plan.settings.pruner,
+                "search_space": plan.space.as_text(),
+                "objectives": ", ".join(f"{o.metric}:{o.direction}" for o in plan.objectives),
+                "direction": ",".join(o.direction for o in plan.objectives),
+                "n_trials": plan.budget,
+                "storage": storage,
+                "fixed_overrides": " ".join(plan.fixed),
+            }
+        )
+        return parent.run_id
+
+    @contextmanager
+    def parent_run(self) -> Iterator[None]:
+        """The parent run, open meanwhile and always ended (KILLED when interrupted, FAILED on an error)."""
+        with tracked_run(self.uri, self.experiment_id, run_id=self.parent_id) as parent:
+            self.parent = parent
+            yield
+
+    def parent_overrides(self) -> list[str]:
+        """fruitlab's training nests its run under the sweep's parent run; another task is left alone."""
+        return [f"tracking.parent_run_id={self.parent_id}"] if self.plan.is_training else []
+
+    def trial_finished(self, recorded: FrozenTrial, outcome: Outcome) -> None:
+        """Tag the trial's run (if its job recorded one) with how the trial ended."""
+        run_id = recorded.user_attrs.get(RUN_ID_ATTR)
+        if run_id:
+            tags = {TRIAL_STATE_TAG: outcome.state.name}
+            if outcome.reason:
+                tags[FAIL_REASON] = outcome.reason
+            RunRecorder.of(self.uri, run_id).set_tags(tags)
+
+    def report(self, study: optuna.Study) -> None:
+        """The study's outcome on the parent run and in the results file. Call under the study's lock."""
+        counts = TrialCounts.of(study.get_trials(deepcopy=False))
+        self.parent.log_metrics(counts.metrics())
+        if counts.complete and len(self.plan.objectives) == 1:
+            self.report_best(best_of(study))
+        elif counts.complete:
+            self.report_pareto(study)
+        for name, figure in study_plots(study, self.plan.objectives):
+            self.parent.log_figure(figure, f"plots/{name}.png", bbox_inches="tight")
+        self.parent.log_text(trials_table(study), "trials.csv")
+        self.save_results(study)
+        redone = f" ({counts.redone} failed trials since run again successfully)" if counts.redone else ""
+        name = self.plan.study_name
+        log.info(
+            "study %s: %d complete, %d pruned, %d failed%s", name, counts.complete, counts.pruned, counts.failed, redone
+        )
+
+    def report_best(self, best: Best) -> None:
+        metric = self.plan.objectives[0].metric
+        self.parent.log_metrics({f"best_{metric}": best.value})
+        self.parent.set_tags(best.tags())
+        log.info("best: trial %d, %s=%.4g, %s (run %s)", best.number, metric, best.value, best.params, best.run_id)
+        if not self.plan.settings.register or best.run_id is None:  # another task than training records no run
+            return
+        self.parent.set_tags({"best_run_id": best.run_id})
+        if not self.plan.log_model:
+            log.info("no model registered: the best trial logged no model (tracking.log_model=false)")
+            return
+        name = self.plan.settings.model_name or self.plan.experiment
+        version = set_champion(best.run_id, name)
+        self.parent.set_tags({"registered_model": f"{name}@{CHAMPION} (version {version})"})
+        log.info("registered model: models:/%s@%s (version %s)", name, CHAMPION, version)
+
+    def report_pareto(self, study: optuna.Study) -> None:
+        front = pareto_front(study)
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            run_id = trial.user_attrs.get(RUN_ID_ATTR)
+            if run_id:
+                RunRecorder.of(self.uri, run_id).set_tags({PARETO_TAG: str(trial.number in front).lower()})
+        self.parent.set_tags({"pareto_trials": ",".join(map(str, front))})
+        log.info("Pareto front: trials %s", front)
+
+    def save_results(self, study: optuna.Study) -> None:
+        results = optimization_results(study)
+        if results is None:
+            return
+        folder = self.plan.results_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(OmegaConf.create(results), folder / RESULTS_FILE)
+        log.info("best params and values in %s", folder / RESULTS_FILE)
+
+    def log_link(self) -> None:
+        ui = StoreUI.of(self.uri)
+        serve = f" (served by: {ui.command})" if ui.command else ""
+        log.info("the sweep in the MLflow UI: %s%s", ui.run_page(self.experiment_id, self.parent_id), serve)
