@@ -50,7 +50,8 @@ class HardStudyResult:
 
 @dataclass(frozen=True)
 class StudyRecords:
-    """The study's experiment in its store: every read and write of the store the study makes goes through here."""
+    """The study's experiment in its store: the study's own reads and writes of the store, all in one place (the
+    report reads through `reader`)."""
 
     reader: StoreReader
     experiment: str
@@ -116,7 +117,7 @@ def retrained(records: StudyRecords, plan: Plan, common: list[str], strategies: 
     if spent_seconds(records, name)[0]:
         return Part(RETRAINED, name, ())
     parents = {part.label: records.sweep_parent(part.study_name) for part in strategies}
-    label = best_strategy({label: parent and parent.metrics.get(SELECTION) for label, parent in parents.items()})
+    label = best_strategy({label: p.metrics.get(SELECTION) if p else None for label, p in parents.items()})
     parent = parents[label]
     searched = [key.removeprefix("best.") for key in parent.tags if key.startswith("best.")]
     chosen = recorded_overrides(records.run_config(best_trial(records, parent).run_id), searched)
