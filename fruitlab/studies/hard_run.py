@@ -6,13 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 from fruitlab.config import compose_config
 from fruitlab.errors import FruitlabError
-from fruitlab.evaluation.gradcam import confusion_gradcam
 from fruitlab.studies.hard_plan import (
     EXPERIMENT,
     HARD,
@@ -36,7 +34,6 @@ from fruitlab.sweeping.trial import TRIAL_NUMBER_TAG
 from fruitlab.tracking.logged_models import load_run_config
 from fruitlab.tracking.query import RunRecord, Selection, StoreReader, descendants
 from fruitlab.tracking.store import checkpoint_dir, ensure_experiment, slug, use_store
-from fruitlab.training.fit import build_module, prepare_data
 from fruitlab.training.resume import LAST_CHECKPOINT
 
 
@@ -133,6 +130,12 @@ def best_checkpoint(folder: Path) -> Path:
 
 def confusions_figure(records: StudyRecords, run_id: str, pairs: pd.DataFrame) -> Figure | None:
     """Grad-CAM of the run's most confused pairs, from its best checkpoint and the config it recorded."""
+    # torch and Lightning only here, once the study has run: a bad argument is refused without loading them
+    import torch
+
+    from fruitlab.evaluation.gradcam import confusion_gradcam
+    from fruitlab.training.fit import build_module, prepare_data
+
     cfg = records.run_config(run_id)
     datamodule = prepare_data(cfg)
     module = build_module(cfg, datamodule)
