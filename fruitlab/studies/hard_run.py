@@ -30,7 +30,6 @@ from fruitlab.studies.hard_plan import (
 )
 from fruitlab.studies.hard_report import SELECTION, StudyParts, sweep_parent, write_hard_report
 from fruitlab.studies.seed import Stage, check_models, run_stage
-from fruitlab.sweeping.trial import TRIAL_NUMBER_TAG
 from fruitlab.tracking.logged_models import load_run_config
 from fruitlab.tracking.query import RunRecord, Selection, StoreReader, descendants
 from fruitlab.tracking.store import checkpoint_dir, ensure_experiment, slug, use_store
@@ -100,6 +99,8 @@ def run_part(records: StudyRecords, part: Part) -> float | None:
 
 def best_trial(records: StudyRecords, parent: RunRecord) -> RunRecord:
     """The finished run of the trial the sweep's parent names as its best."""
+    from fruitlab.sweeping.trial import TRIAL_NUMBER_TAG  # with Lightning: not loaded before the study runs
+
     number = parent.tags.get("best_trial")
     for run in records.trials(parent):
         if run.is_training_result and run.tags.get(TRIAL_NUMBER_TAG) == number:
@@ -130,7 +131,7 @@ def best_checkpoint(folder: Path) -> Path:
 
 def confusions_figure(records: StudyRecords, run_id: str, pairs: pd.DataFrame) -> Figure | None:
     """Grad-CAM of the run's most confused pairs, from its best checkpoint and the config it recorded."""
-    # torch and Lightning only here, once the study has run: a bad argument is refused without loading them
+    # torch's training stack and Lightning only here, once the parts have run: bad arguments are refused sooner
     import torch
 
     from fruitlab.evaluation.gradcam import confusion_gradcam
