@@ -13,8 +13,9 @@ from conftest import REPO, run_cli
 from fruitlab.data.imagefolder import TEST_DIR, TRAIN_DIR, embedded_sample
 from fruitlab.data.splits import frame_number
 from fruitlab.errors import ConfigError
-from fruitlab.studies.hard import MODELS, STRATEGIES, Plan, hard_study
+from fruitlab.studies.hard_plan import MODELS, STRATEGIES, Plan
 from fruitlab.studies.hard_report import best_so_far, confused_pairs
+from fruitlab.studies.hard_run import hard_study
 from fruitlab.tracking.query import RunRecord
 
 HARD = REPO.parent / "shared" / "data" / "fruits360-hard"

@@ -1,6 +1,9 @@
-"""The command surface: `fruitlab [OVERRIDES]` (or `python -m fruitlab`) trains, `fruitlab VERB ...` runs
-the other commands. Each command module has `main(argv)` for its parser and a function that does the work
-and returns a value, which other commands (the study) call directly."""
+"""The command surface: `fruitlab [OVERRIDES]` (or `python -m fruitlab`) trains, `fruitlab VERB ...` runs the
+other commands. May import sweeping, serving, reporting and every layer below; never studies (the verbs
+`study` and `hard-study` are found by module name, at run time).
+
+Each command module has `main(argv)` for its parser and a function that does the work and returns a value,
+which other commands (the studies) call directly."""
 
 import sys
 from importlib import import_module

@@ -1,4 +1,5 @@
-"""Datasets as LightningDataModules over cached uint8 tensors."""
+"""Datasets as LightningDataModules over cached uint8 tensors, and their train/validation splits. May import
+only config, errors, signals, console."""
 
 from omegaconf import DictConfig
 

@@ -6,6 +6,8 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from torch import nn
 
+from fruitlab.data.base import TensorImageDataModule
+from fruitlab.evaluation.held_out import predict
 from fruitlab.models import to_unit_float
 from fruitlab.plotting import spread_sample
 from fruitlab.tracking.runs import RunRecorder
@@ -84,3 +86,26 @@ def log_gradcam(
     figure = gradcam_figure(images[chosen], maps, titles, predictions[chosen] == labels[chosen])
     recorder.log_figure(figure, "plots/gradcam.png")
     return True
+
+
+def confusion_gradcam(
+    classifier: nn.Module, datamodule: TensorImageDataModule, pairs: list[tuple[int, int]], per_pair: int = 2
+) -> Figure | None:
+    """Grad-CAM of the predicted class for up to `per_pair` test images of each confused (true label, predicted
+    label) pair, for a trained classifier and its set-up data; None for a network without convolutions or when
+    no test image is such a confusion."""
+    if last_conv_layer(classifier) is None:
+        return None
+    probabilities, labels = predict(classifier, datamodule.test_dataloader())
+    predictions = probabilities.argmax(dim=1)
+    chosen: list[int] = []
+    for true, predicted in pairs:
+        chosen += ((labels == true) & (predictions == predicted)).nonzero().flatten()[:per_pair].tolist()
+    if not chosen:
+        return None
+    index = torch.tensor(chosen)
+    images = datamodule.test.images[index]
+    maps = gradcam_maps(classifier, images, predictions[index])
+    classes = datamodule.classes
+    titles = [f"true: {classes[labels[i]]}\npred: {classes[predictions[i]]}" for i in chosen]
+    return gradcam_figure(images, maps, titles, torch.zeros(len(chosen), dtype=torch.bool))

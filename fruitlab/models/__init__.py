@@ -1,5 +1,5 @@
 """Architectures, one module per family, and the deployable classifier that wraps them; importing this package
-registers every architecture."""
+registers every architecture. May import only config, errors, signals, console."""
 
 from fruitlab.models import ffnn, lenet, mobilenet, resnet, vgg  # noqa: F401  (registration side effects)
 from fruitlab.models.classifier import (

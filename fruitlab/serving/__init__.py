@@ -1,2 +1,2 @@
-"""Deploying trained models: rebuilding them from the tracking store, export (TorchScript, ONNX), ONNX
-Runtime, int8 quantization and an HTTP prediction endpoint."""
+"""Deploying recorded models: rebuilt from the tracking store, exported (TorchScript, ONNX), int8-quantized, served
+over HTTP. May import evaluation, tracking, data, models and the layers below; never training or sweeping."""

@@ -1,2 +1,2 @@
-"""The studies: the Fruits-360 seed study (`seed`), the hard study (`hard`) and its report (`hard_report`).
-Each composes commands into a reproducible plan; studies sit above `commands` and nothing below imports them."""
+"""The studies: the Fruits-360 seed study (`seed`), the hard study (`hard`, its plan, its runs) and its report
+(`hard_report`). They compose commands and may import every layer; nothing in fruitlab imports them."""

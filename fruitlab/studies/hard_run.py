@@ -1,0 +1,180 @@
+"""Running the Fruits-360 hard study's plan (hard_plan.py): each part's sweep in a process of its own, skipped
+when it finished before, the best configuration read back from the store and retrained, then the report."""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+from omegaconf import DictConfig
+
+from fruitlab.config import compose_config
+from fruitlab.errors import FruitlabError
+from fruitlab.studies.hard_plan import (
+    EXPERIMENT,
+    HARD,
+    RETRAINED,
+    STRATEGIES,
+    Part,
+    Plan,
+    baseline_parts,
+    best_strategy,
+    check_overrides,
+    common_overrides,
+    recorded_overrides,
+    retrained_part,
+    retrained_study_name,
+    run_overrides,
+    strategy_parts,
+)
+from fruitlab.studies.hard_report import SELECTION, StudyParts, sweep_parent, write_hard_report
+from fruitlab.studies.seed import Stage, check_models, run_stage
+from fruitlab.tracking.logged_models import load_run_config
+from fruitlab.tracking.query import RunRecord, Selection, StoreReader, descendants
+from fruitlab.tracking.store import checkpoint_dir, ensure_experiment, slug, use_store
+from fruitlab.training.resume import LAST_CHECKPOINT
+
+
+@dataclass(frozen=True)
+class HardStudyResult:
+    ran: dict[str, float]  # label -> seconds, for the parts run this time
+    skipped: list[str]  # parts whose sweep had finished
+    report_folder: Path
+    wall_time_s: float
+
+
+@dataclass(frozen=True)
+class StudyRecords:
+    """The study's experiment in its store: the study's own reads and writes of the store, all in one place (the
+    report reads through `reader`)."""
+
+    reader: StoreReader
+    experiment: str
+    experiment_id: str
+
+    @classmethod
+    def open(cls, uri: str | None, experiment: str) -> "StudyRecords":
+        resolved = use_store(uri)
+        return cls(StoreReader(resolved), experiment, ensure_experiment(experiment, resolved))
+
+    @property
+    def uri(self) -> str:
+        return self.reader.uri
+
+    def sweep_parent(self, study_name: str) -> RunRecord | None:
+        return sweep_parent(self.reader, self.experiment_id, study_name)
+
+    def trials(self, parent: RunRecord) -> list[RunRecord]:
+        return descendants(self.reader.experiment_runs(self.experiment_id), parent.run_id)
+
+    def run_config(self, run_id: str) -> DictConfig:
+        return load_run_config(run_id)
+
+    def checkpoint_folder(self, run_id: str) -> Path:
+        return checkpoint_dir(self.uri, run_id)
+
+    def log_report(self, parent_run_id: str, folder: Path) -> None:
+        self.reader.log_report(Selection(self.experiment_id, self.experiment, parent_run_id), folder)
+
+
+def spent_seconds(records: StudyRecords, study_name: str) -> tuple[bool, float]:
+    """(whether the sweep finished, the summed wall time of its recorded trials)."""
+    parent = records.sweep_parent(study_name)
+    if parent is None:
+        return False, 0.0
+    if parent.status == "FINISHED" and not parent.metrics.get("trials_fail"):
+        return True, 0.0
+    return False, sum(run.metrics.get("fit_time_s", 0.0) for run in records.trials(parent))
+
+
+def run_part(records: StudyRecords, part: Part) -> float | None:
+    """Run the part's sweep (a search strategy with the time it has left); None when it had finished."""
+    finished, spent = spent_seconds(records, part.study_name)
+    if finished:
+        print(f"\n== {part.label}: finished before, skipped", flush=True)
+        return None
+    return run_stage(Stage(part.label, run_overrides(part, spent)))
+
+
+def best_trial(records: StudyRecords, parent: RunRecord) -> RunRecord:
+    """The finished run of the trial the sweep's parent names as its best."""
+    from fruitlab.sweeping.trial import TRIAL_NUMBER_TAG  # with Lightning: not loaded before the study runs
+
+    number = parent.tags.get("best_trial")
+    for run in records.trials(parent):
+        if run.is_training_result and run.tags.get(TRIAL_NUMBER_TAG) == number:
+            return run
+    raise FruitlabError(f"the sweep {parent.run_name} names trial {number} as its best, but it has no finished run")
+
+
+def retrained(records: StudyRecords, plan: Plan, common: list[str], strategies: list[Part]) -> Part:
+    """The retrained best configuration over every strategy: the best trial's searched settings as its run
+    recorded them. Once that part finished, it is only named (and skipped)."""
+    name = retrained_study_name(records.experiment)
+    if spent_seconds(records, name)[0]:
+        return Part(RETRAINED, name, ())
+    parents = {part.label: records.sweep_parent(part.study_name) for part in strategies}
+    label = best_strategy({label: p.metrics.get(SELECTION) if p else None for label, p in parents.items()})
+    parent = parents[label]
+    searched = [key.removeprefix("best.") for key in parent.tags if key.startswith("best.")]
+    chosen = recorded_overrides(records.run_config(best_trial(records, parent).run_id), searched)
+    print(f"\n== best configuration: {label}, {' '.join(chosen)}", flush=True)
+    return retrained_part(plan, records.experiment, common, STRATEGIES[label], chosen)
+
+
+def best_checkpoint(folder: Path) -> Path:
+    """The checkpoint Lightning kept as best, else the last one."""
+    kept = sorted(path for path in folder.glob("*.ckpt") if path.name != LAST_CHECKPOINT)
+    return kept[0] if kept else folder / LAST_CHECKPOINT
+
+
+def confusions_figure(records: StudyRecords, run_id: str, pairs: pd.DataFrame) -> Figure | None:
+    """Grad-CAM of the run's most confused pairs, from its best checkpoint and the config it recorded."""
+    # torch's training stack and Lightning only here, once the parts have run: bad arguments are refused sooner
+    import torch
+
+    from fruitlab.evaluation.gradcam import confusion_gradcam
+    from fruitlab.training.fit import build_module, prepare_data
+
+    cfg = records.run_config(run_id)
+    datamodule = prepare_data(cfg)
+    module = build_module(cfg, datamodule)
+    state = torch.load(best_checkpoint(records.checkpoint_folder(run_id)), map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+    confused = list(zip(pairs["true_label"], pairs["predicted_label"], strict=True))
+    return confusion_gradcam(module.classifier, datamodule, confused)
+
+
+def hard_study(overrides: list[str], plan: Plan, out: Path | None) -> HardStudyResult:
+    """Every part of the study, then the report."""
+    started = time.perf_counter()
+    check_overrides(overrides)
+    check_models(plan.models)
+    cfg = compose_config([HARD, *overrides])  # fails here, before any training, on a bad override
+    records = StudyRecords.open(cfg.tracking.uri, cfg.tracking.experiment or EXPERIMENT)
+    common = common_overrides(overrides, records.experiment, records.uri)
+    baselines = baseline_parts(plan, records.experiment, common)
+    strategies = strategy_parts(plan, records.experiment, common)
+    seconds = {part.label: run_part(records, part) for part in [*baselines, *strategies]}
+    retrain = retrained(records, plan, common, strategies)
+    seconds[retrain.label] = run_part(records, retrain)
+    print("\n== report", flush=True)
+    parts = StudyParts(
+        {part.label: part.study_name for part in baselines},
+        {part.label: part.study_name for part in strategies},
+        retrain.study_name,
+    )
+    folder = out or Path("reports") / slug(records.experiment)
+    report = write_hard_report(
+        records.reader,
+        records.experiment,
+        parts,
+        folder,
+        lambda run_id, pairs: confusions_figure(records, run_id, pairs),
+    )
+    if report.retrained_parent_id:  # beside the study's last part, replaced on each redraw: no run is added
+        records.log_report(report.retrained_parent_id, folder)
+    ran = {label: spent for label, spent in seconds.items() if spent is not None}
+    skipped = [label for label, spent in seconds.items() if spent is None]
+    return HardStudyResult(ran, skipped, folder, time.perf_counter() - started)
