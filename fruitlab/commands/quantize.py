@@ -40,10 +40,11 @@ def quantize(
 ) -> QuantizationReport:
     from fruitlab.serving.quantize import quantize_recorded_model
     from fruitlab.serving.recorded import load_recorded_model
-    from fruitlab.tracking.store import use_store
+    from fruitlab.tracking.store import Store
 
-    uri = use_store(tracking_uri)
-    return quantize_recorded_model(uri, load_recorded_model(model, allow_pickle), mode, calibration_batches, register)
+    store = Store.open(tracking_uri)
+    recorded = load_recorded_model(store, model, allow_pickle)
+    return quantize_recorded_model(store, recorded, mode, calibration_batches, register)
 
 
 def main(argv: list[str]) -> None:

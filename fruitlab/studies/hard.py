@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from fruitlab.tracking.store import Store
+
 EXPERIMENT = "fruits360-hard"
 MODELS = ("vgg1", "vgg2", "vgg3", "vgg3_dropout", "vgg3_bn", "lenet", "mobilenet_v2")
 PCA_COMPONENTS = 170  # the seed paper's best component count
@@ -175,7 +177,7 @@ def best_checkpoint(folder: Path) -> Path:
     return kept[0] if kept else folder / LAST_CHECKPOINT
 
 
-def confusion_gradcam(uri: str, run_id: str, pairs: pd.DataFrame, per_pair: int = 2) -> Figure | None:
+def confusion_gradcam(store: Store, run_id: str, pairs: pd.DataFrame, per_pair: int = 2) -> Figure | None:
     """Grad-CAM of the predicted class for up to `per_pair` test images of each confused pair, from the run's
     best checkpoint and its own config; None for a network without convolutions or without such images."""
     import torch
@@ -183,13 +185,12 @@ def confusion_gradcam(uri: str, run_id: str, pairs: pd.DataFrame, per_pair: int 
     from fruitlab.evaluation.gradcam import gradcam_figure, gradcam_maps, last_conv_layer
     from fruitlab.evaluation.held_out import predict
     from fruitlab.tracking.logged_models import load_run_config
-    from fruitlab.tracking.store import checkpoint_dir
-    from fruitlab.training.fit import build_module, prepare_data
+    from fruitlab.training.loop import build_module, prepare_data
 
-    cfg = load_run_config(run_id)
+    cfg = load_run_config(store, run_id)
     datamodule = prepare_data(cfg)
     module = build_module(cfg, datamodule)
-    state = torch.load(best_checkpoint(checkpoint_dir(uri, run_id)), map_location="cpu", weights_only=True)
+    state = torch.load(best_checkpoint(store.checkpoint_dir(run_id)), map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
     classifier = module.classifier.eval()
     if last_conv_layer(classifier) is None:
@@ -238,18 +239,18 @@ def hard_study(overrides: list[str], plan: Plan, out: Path | None) -> HardStudyR
     from fruitlab.config import compose_config
     from fruitlab.studies.hard_report import StudyParts, write_hard_report
     from fruitlab.tracking.query import Selection, StoreReader
-    from fruitlab.tracking.store import ensure_experiment, slug, use_store
+    from fruitlab.tracking.store import Store, slug
 
     started = time.perf_counter()
     check_overrides(overrides)
     check_models(plan.models)
     cfg = compose_config([HARD, *overrides])  # fails here, before any training, on a bad override
     experiment = cfg.tracking.experiment or EXPERIMENT
-    uri = use_store(cfg.tracking.uri)
+    store = Store.open(cfg.tracking.uri)
     others = [o for o in overrides if o.split("=", 1)[0] not in STORE_KEYS]
-    common = [*COMMON, f"tracking.experiment={experiment}", f"tracking.uri={uri}", *others]
-    reader = StoreReader(uri)
-    experiment_id = ensure_experiment(experiment, uri)
+    common = [*COMMON, f"tracking.experiment={experiment}", f"tracking.uri={store.uri}", *others]
+    reader = StoreReader(store)
+    experiment_id = store.ensure_experiment(experiment)
     baselines = baseline_parts(plan, experiment, common)
     strategies = strategy_parts(plan, experiment, common)
     ran, skipped = {}, []
@@ -274,7 +275,7 @@ def hard_study(overrides: list[str], plan: Plan, out: Path | None) -> HardStudyR
     )
     folder = out or Path("reports") / slug(experiment)
     report = write_hard_report(
-        reader, experiment, parts, folder, lambda run_id, pairs: confusion_gradcam(uri, run_id, pairs)
+        reader, experiment, parts, folder, lambda run_id, pairs: confusion_gradcam(store, run_id, pairs)
     )
     if report.retrained_parent_id:  # beside the study's last part, replaced on each redraw: no run is added
         reader.log_report(Selection(experiment_id, experiment, report.retrained_parent_id), folder)

@@ -65,7 +65,7 @@ from fruitlab.tracking.links import StoreUI
 from fruitlab.tracking.query import SWEEP_PARENT_TAG, runs_tagged
 from fruitlab.tracking.registry import CHAMPION, set_champion
 from fruitlab.tracking.runs import MAX_PARAM_LENGTH, RunRecorder, create_run, end_lost_run, tracked_run
-from fruitlab.tracking.store import ensure_experiment, use_store
+from fruitlab.tracking.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +88,12 @@ def failure_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:MAX_PARAM_LENGTH]
 
 
-def end_stale_trial_run(tracking_uri: str, study: optuna.Study, trial: FrozenTrial) -> None:
+def end_stale_trial_run(store: Store, study: optuna.Study, trial: FrozenTrial) -> None:
     """A trial went stale (its worker was killed): end its MLflow run KILLED instead of leaving it RUNNING."""
     run_id = trial.user_attrs.get(RUN_ID_ATTR)
     if run_id:
         reason = "the worker running this trial stopped (no heartbeat)"
-        end_lost_run(tracking_uri, run_id, reason, {TRIAL_STATE_TAG: TrialState.FAIL.name})
+        end_lost_run(store, run_id, reason, {TRIAL_STATE_TAG: TrialState.FAIL.name})
     log.info("trial %d went stale (its worker stopped): it will run again", trial.number)
 
 
@@ -255,10 +255,10 @@ class Sweep:
     # -- the loop ------------------------------------------------------------------------------------------
     def run(self) -> optuna.Study:
         started = datetime.now()
-        tracking_uri = use_store(self.tracking_uri_setting)
+        store = Store.open(self.tracking_uri_setting)
         # One worker at a time creates the stores, the study and the parent run.
         with study_lock(self.storage_url, self.study_name):
-            on_stale = partial(end_stale_trial_run, tracking_uri)
+            on_stale = partial(end_stale_trial_run, store)
             storage = open_storage(
                 self.storage_url, self.settings.heartbeat_interval, self.settings.grace_period, on_stale
             )
@@ -268,8 +268,8 @@ class Sweep:
             worker = join_as_worker(study)
             study.sampler = make_sampler(self.sampler, worker_seed(self.seed, worker), self.sampler_options)
             self.tell_trials_what_to_report(study)
-            experiment_id = ensure_experiment(self.experiment, tracking_uri)
-            parent_id = self.find_parent(tracking_uri, experiment_id) or self.create_parent(tracking_uri, experiment_id)
+            experiment_id = store.ensure_experiment(self.experiment)
+            parent_id = self.find_parent(store, experiment_id) or self.create_parent(store, experiment_id)
         log.info(
             "study %s (%s, %s) in %s: %d trials, %d at a time; worker %d; MLflow parent run %s",
             self.study_name,
@@ -281,11 +281,11 @@ class Sweep:
             worker,
             parent_id,
         )
-        with tracked_run(tracking_uri, experiment_id, run_id=parent_id) as parent:
+        with tracked_run(store, experiment_id, run_id=parent_id) as parent:
             self.work(study, storage, parent, started)
             with study_lock(self.storage_url, self.study_name):
                 self.report(study, parent)
-            ui = StoreUI.of(tracking_uri)
+            ui = StoreUI.of(store.uri)
             serve = f" (served by: {ui.command})" if ui.command else ""
             log.info("the sweep in the MLflow UI: %s%s", ui.run_page(experiment_id, parent_id), serve)
             self.raise_if_failed()
@@ -469,7 +469,7 @@ class Sweep:
             tags = {TRIAL_STATE_TAG: outcome.state.name}
             if outcome.reason:
                 tags[FAIL_REASON] = outcome.reason
-            RunRecorder(run_id, parent.client).set_tags(tags)
+            RunRecorder(run_id, parent.store).set_tags(tags)
         pruned_epoch = recorded.user_attrs.get(PRUNED_EPOCH_ATTR)
         detail = outcome.reason or (
             f"at epoch {pruned_epoch}"
@@ -479,18 +479,18 @@ class Sweep:
         log.info("trial %d %s: %s", trial.number, outcome.state.name, detail)
 
     # -- MLflow parent run ---------------------------------------------------------------------------------
-    def find_parent(self, tracking_uri: str, experiment_id: str) -> str | None:
+    def find_parent(self, store: Store, experiment_id: str) -> str | None:
         label = storage_label(self.storage_url)
-        runs = runs_tagged(tracking_uri, experiment_id, SWEEP_PARENT_TAG, self.study_name)
-        return next((r.info.run_id for r in runs if r.data.tags.get(STORAGE_TAG) == label), None)
+        runs = runs_tagged(store, experiment_id, SWEEP_PARENT_TAG, self.study_name)
+        return next((r.run_id for r in runs if r.tags.get(STORAGE_TAG) == label), None)
 
-    def create_parent(self, tracking_uri: str, experiment_id: str) -> str:
+    def create_parent(self, store: Store, experiment_id: str) -> str:
         tags = {
             SWEEP_PARENT_TAG: self.study_name,
             STORAGE_TAG: storage_label(self.storage_url),
             STUDY_TAG: self.study_name,
         }
-        parent = create_run(tracking_uri, experiment_id, self.study_name, tags)
+        parent = create_run(store, experiment_id, self.study_name, tags)
         parent.log_params(
             {
                 "study_name": self.study_name,
@@ -567,7 +567,7 @@ class Sweep:
             log.info("no model registered: the best trial logged no model (tracking.log_model=false)")
             return
         name = self.settings.model_name or self.experiment
-        version = set_champion(run_id, name)
+        version = set_champion(parent.store, run_id, name)
         parent.set_tags({"registered_model": f"{name}@{CHAMPION} (version {version})"})
         log.info("registered model: models:/%s@%s (version %s)", name, CHAMPION, version)
 
@@ -576,6 +576,6 @@ class Sweep:
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             run_id = trial.user_attrs.get(RUN_ID_ATTR)
             if run_id:
-                RunRecorder(run_id, parent.client).set_tags({PARETO_TAG: str(trial.number in front).lower()})
+                RunRecorder(run_id, parent.store).set_tags({PARETO_TAG: str(trial.number in front).lower()})
         parent.set_tags({"pareto_trials": ",".join(map(str, sorted(front)))})
         log.info("Pareto front: trials %s", sorted(front))

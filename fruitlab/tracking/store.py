@@ -50,6 +50,13 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
+def store_root(uri: str) -> Path:
+    """The local folder that holds the files of the store at `uri` (checkpoints, config copies, a sweep's Optuna
+    storage): the SQLite file's folder, else ./mlruns."""
+    path = sqlite_path(uri)
+    return path.parent if path is not None else DEFAULT_STORE.resolve()
+
+
 def make_store_folder(uri: str) -> None:
     """Create the folder of a SQLite store's file (its first write creates the file)."""
     path = sqlite_path(uri)
@@ -262,9 +269,7 @@ class Store:
 
     @property
     def root(self) -> Path:
-        """The local folder that holds this store's files: the SQLite file's folder, else ./mlruns."""
-        path = sqlite_path(self.uri)
-        return path.parent if path is not None else DEFAULT_STORE.resolve()
+        return store_root(self.uri)
 
     def checkpoint_dir(self, run_id: str) -> Path:
         """Where the checkpoints of run `run_id` live: `<root>/checkpoints/<run_id>`."""
