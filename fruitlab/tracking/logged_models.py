@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.tracking.context import registry as run_context
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -82,6 +83,7 @@ def log_torch_model(
     with torch.inference_mode():
         output = model(torch.from_numpy(example)).numpy()
     flavor = pytorch_flavor()
+    model_id = new_logged_model(recorder)
     with recorder.store.fluent():  # MLflow's model logging reads only the process-wide tracking URI
         flavor.log_model(
             model,
@@ -91,8 +93,23 @@ def log_torch_model(
             input_example=example,
             pip_requirements=flavor.get_default_pip_requirements(),
             metadata=metadata,
-            run_id=recorder.run_id,  # passed on to mlflow.models.Model.log: the run the model belongs to
+            model_id=model_id,
+            run_id=recorder.run_id,  # passed on to mlflow.models.Model.log: the run that outputs the model
         )
+
+
+def new_logged_model(recorder: RunRecorder) -> str:
+    """Id of a new, empty MLflow 3 logged model in the experiment of `recorder`'s run, with the run's params, as
+    MLflow makes one for its active run (fruitlab has none: MLflow would pick the default experiment)."""
+    run = recorder.store.client.get_run(recorder.run_id)
+    logged = recorder.store.client.create_logged_model(
+        run.info.experiment_id,
+        name=MODEL_NAME,
+        source_run_id=recorder.run_id,
+        tags=run_context.resolve_tags(),
+        params=run.data.params,
+    )
+    return logged.model_id
 
 
 def logged_model_uris(store: Store, experiment_id: str, run_id: str) -> list[str]:
