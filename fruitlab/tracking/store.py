@@ -265,7 +265,8 @@ class Store:
         else:
             make_store_folder(resolved)
             check_reachable(resolved)
-        return cls(resolved, mlflow.MlflowClient(resolved))
+        # The store's Model Registry is the store itself (MLflow would otherwise read the process-wide default).
+        return cls(resolved, mlflow.MlflowClient(resolved, registry_uri=resolved))
 
     @property
     def root(self) -> Path:
