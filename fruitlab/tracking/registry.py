@@ -29,7 +29,8 @@ def register_model(store: Store, run_id: str, name: str, alias: str | None = Non
     except MlflowException as error:
         if error.error_code not in ALREADY_EXISTS:
             raise
-    version = store.client.create_model_version(name, f"models:/{model_id}", run_id, model_id=model_id).version
+    with store.fluent():  # MLflow resolves a models:/ source through the process-wide tracking URI
+        version = store.client.create_model_version(name, f"models:/{model_id}", run_id, model_id=model_id).version
     if alias:
         store.client.set_registered_model_alias(name, alias, str(version))
     return str(version)
