@@ -27,7 +27,7 @@ from fruitlab.evaluation.latency import time_calls
 from fruitlab.models import Probabilities, build_classifier, list_models
 from fruitlab.serving.onnx import INPUT_NAME, export_onnx, ort_session
 from fruitlab.serving.recorded import load_eager
-from fruitlab.tracking.store import use_store
+from fruitlab.tracking.store import Store
 
 GOAL = 0.7
 
@@ -89,8 +89,7 @@ def main() -> None:
         input_shape = tuple(args.input_shape)
         model = untrained(args.model, args.num_classes, input_shape)
     else:
-        use_store(args.tracking_uri)
-        model, input_shape = load_eager(args.model, args.allow_pickle or None)
+        model, input_shape = load_eager(Store.open(args.tracking_uri), args.model, args.allow_pickle or None)
     calls = runtimes(model, input_shape, args.threads)
 
     setup = f"input {input_shape}, {args.threads} thread(s), {args.repeats} runs after {args.warmup} warm-up"

@@ -38,7 +38,7 @@ from fruitlab.data.imagefolder import TRAIN_DIR, ImageFolderDataModule
 from fruitlab.models import ImageClassifier, get_model, to_unit_float
 from fruitlab.tracking.epoch_logger import EpochMetricsLogger
 from fruitlab.tracking.runs import RunRecorder, tracked_run
-from fruitlab.tracking.store import ensure_experiment, resolve_uri
+from fruitlab.tracking.store import Store
 from fruitlab.training.module import ClassifierModule
 from fruitlab.training.speed import available_cores, set_threads
 
@@ -95,13 +95,13 @@ def build_classifier(dm: ImageFolderDataModule, model: str, seed: int) -> ImageC
 
 
 def lightning_epoch(
-    dm: ImageFolderDataModule, model: str, precision: str, store: str, batches: int | None
+    dm: ImageFolderDataModule, model: str, precision: str, store: Store, batches: int | None
 ) -> TimedEpochs:
     """One warm-up epoch, then one timed epoch (of `batches` batches, or all), as fruitlab trains:
     ClassifierModule, channels_last."""
     classifier = build_classifier(dm, model, 0)
     module = ClassifierModule(classifier, dm.num_classes, 1e-3, {"name": "adam"}, {"name": "none"}, channels_last=True)
-    with tracked_run(store, ensure_experiment("bench", store)) as recorder:
+    with tracked_run(store, store.ensure_experiment("bench")) as recorder:
         timer = TimedEpochs(recorder)
         trainer = pl.Trainer(
             max_epochs=2, accelerator="cpu", precision=precision, logger=False, enable_checkpointing=False,
@@ -209,7 +209,7 @@ def main() -> None:
     print(f"data: {args.data} ({images} training images, 32x32), model {args.model}, batch 64, "
           f"{args.repeats} interleaved rounds", flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        store = resolve_uri(f"sqlite:///{tmp}/mlflow.db")
+        store = Store.open(f"sqlite:///{tmp}/mlflow.db")
         timers: dict[str, list[TimedEpochs]] = {"32-true": [], "bf16-mixed": []}
 
         def lightning(precision: str) -> float:

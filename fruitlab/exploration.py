@@ -141,7 +141,7 @@ def explore(cfg: DictConfig, counts: list[int], out: Path) -> str:
     from fruitlab.data.pca import fit_pca
     from fruitlab.plotting import spread_sample
     from fruitlab.tracking.runs import flatten, tracked_run
-    from fruitlab.tracking.store import ensure_experiment, use_store
+    from fruitlab.tracking.store import Store
 
     datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
@@ -162,9 +162,9 @@ def explore(cfg: DictConfig, counts: list[int], out: Path) -> str:
         figure.savefig(out / name, dpi=100)
         plt.close(figure)
 
-    uri = use_store(cfg.tracking.uri)
-    experiment_id = ensure_experiment(cfg.tracking.experiment or cfg.data.name, uri)
-    with tracked_run(uri, experiment_id, f"eda-{cfg.data.name}") as recorder:
+    store = Store.open(cfg.tracking.uri)
+    experiment_id = store.ensure_experiment(cfg.tracking.experiment or cfg.data.name)
+    with tracked_run(store, experiment_id, f"eda-{cfg.data.name}") as recorder:
         recorder.set_tags({"fruitlab.kind": "eda"})
         data_settings = flatten({"data": OmegaConf.to_container(cfg.data, resolve=True)})
         recorder.log_params({**data_settings, **datamodule.data_params()})

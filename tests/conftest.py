@@ -6,10 +6,14 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from omegaconf import DictConfig
 from pg import PostgresServer, missing_reason, postgres_server
+
+if TYPE_CHECKING:
+    from fruitlab.training.hooks import FitResult
 
 from fruitlab.config import compose_config as compose_overrides
 
@@ -49,6 +53,15 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """One decode cache per test session, shared by its tests and their subprocesses."""
     os.environ["FRUITLAB_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     os.environ["FRUITLAB_OUTPUTS"] = str(tmp_path_factory.mktemp("outputs"))
+
+
+def train_config(cfg: DictConfig, hooks: object = None) -> "FitResult":
+    """What `fruitlab` does with a composed config: open the store it names, then train it (one fit or a
+    cross-validation) in-process."""
+    from fruitlab.tracking.store import Store
+    from fruitlab.training.run import run
+
+    return run(cfg, Store.open(cfg.tracking.uri), hooks)
 
 
 @pytest.fixture
@@ -120,18 +133,18 @@ def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> FinishedSweep:
     (children via `tracking.parent_run_id`) and one failed trial."""
     import mlflow
 
-    from fruitlab.tracking.store import ensure_experiment, resolve_uri
-    from fruitlab.training.fit import fit
+    from fruitlab.tracking.store import Store
 
-    uri = resolve_uri(f"sqlite:///{tmp_path_factory.mktemp('sweep') / 'mlruns' / 'mlflow.db'}")
+    store = Store.open(f"sqlite:///{tmp_path_factory.mktemp('sweep') / 'mlruns' / 'mlflow.db'}")
+    uri = store.uri
     client = mlflow.MlflowClient(uri)
-    parent = client.create_run(ensure_experiment("fruits360", uri), run_name="pca-sweep")
+    parent = client.create_run(store.ensure_experiment("fruits360"), run_name="pca-sweep")
     common = [*FAST, "trainer.max_epochs=2", "tracking.log_model=false", f"tracking.uri={uri}"]
     common.append(f"+tracking.parent_run_id={parent.info.run_id}")
     for trial in SWEEP_TRIALS:
-        fit(compose_config(*trial, *common))
+        train_config(compose_config(*trial, *common))
     with pytest.raises(Exception, match="bogus"):
-        fit(compose_config("model=lenet", "optim.name=bogus", *common))
+        train_config(compose_config("model=lenet", "optim.name=bogus", *common))
     client.set_terminated(parent.info.run_id)
     children = client.search_runs([parent.info.experiment_id], order_by=["start_time ASC"])
     finished = [r.info.run_id for r in children if r.info.status == "FINISHED" and r.info.run_id != parent.info.run_id]
@@ -179,11 +192,9 @@ def trained_run(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Tr
     read a recorded run back: test report, Grad-CAM, export, quantization, serving."""
     import mlflow
 
-    from fruitlab.training.fit import fit
-
     uri = f"sqlite:///{tmp_path_factory.mktemp('trained') / 'mlflow.db'}"
     overrides = ["model=vgg1", f"data.root={real_data}", f"tracking.uri={uri}", *FAST, "trainer.max_epochs=2"]
-    fit(compose_config(*overrides))
+    train_config(compose_config(*overrides))
     client = mlflow.MlflowClient(uri)
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     return TrainedRun(uri, run.info.run_id, real_data)

@@ -6,12 +6,13 @@ import lightning.pytorch as pl
 import mlflow
 import pytest
 import torch
+from conftest import train_config
 from torch import nn
 
 from fruitlab.data.augment import BatchAugmentation, build_augmentation
 from fruitlab.data.imagefolder import ImageFolderDataModule
 from fruitlab.errors import ConfigError
-from fruitlab.training.fit import build_module, fit
+from fruitlab.training.loop import build_module
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +76,12 @@ def test_a_run_logs_its_transforms_and_a_sample_grid(make_config, store: str) ->
         "trainer.enable_progress_bar=false", "tracking.log_model=false", "report.gradcam=false",
         "latency.repeats=1", "latency.warmup=0",
     )  # fmt: skip
-    fit(cfg)
+    train_config(cfg)
     client = mlflow.MlflowClient(store)
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert run.data.params["augment.name"] == "strong"
     assert "RandomResizedCrop" in run.data.params["augment.transforms"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert "plots/augmented_samples.png" in artifacts
-    text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/augment/transforms.txt")
+    text = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/augment/transforms.txt")
     assert "RandomRotation" in text and "ColorJitter" in text

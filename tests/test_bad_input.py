@@ -6,11 +6,10 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import FAST, compose_config, one_line_error, run_cli
+from conftest import FAST, compose_config, one_line_error, run_cli, train_config
 
 from fruitlab.data.imagefolder import embedded_sample
 from fruitlab.errors import ConfigError, NonFiniteLossError
-from fruitlab.training.fit import fit
 
 
 @pytest.mark.parametrize(
@@ -39,7 +38,7 @@ def test_optimizer_settings_torch_refuses_fail_the_run_naming_them(store: str) -
     settings = ["optim=sgd", "optim.momentum=0", "optim.nesterov=true"]
     cfg = compose_config("model=lenet", *settings, f"tracking.uri={store}", *FAST)
     with pytest.raises(ConfigError, match=r"invalid sgd settings \(lr=0.001, momentum=0.0, weight_decay=0.0, nest"):
-        fit(cfg)
+        train_config(cfg)
 
 
 def test_an_unreachable_tracking_server_fails_at_once_in_one_line(tmp_path: Path) -> None:
@@ -82,7 +81,7 @@ def test_dataset_problems_are_one_line_naming_the_path(tmp_path: Path, make_data
 def test_a_diverging_run_stops_failed_with_the_reason(store: str) -> None:
     cfg = compose_config("model=lenet", "optim=sgd", "lr=1e6", f"tracking.uri={store}", *FAST, "trainer.max_epochs=3")
     with pytest.raises(NonFiniteLossError, match=r"training diverged: train loss is (nan|inf)"):
-        fit(cfg)
+        train_config(cfg)
     client = mlflow.MlflowClient(store)
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert run.info.status == "FAILED"

@@ -10,14 +10,13 @@ import pytest
 import torch
 import torchvision
 from cifar_files import CIFAR10_CLASSES, write_cifar10, write_cifar100
-from conftest import FAST, run_cli
+from conftest import FAST, run_cli, train_config
 from torch import nn
 from torchvision.models.mobilenetv2 import InvertedResidual
 
 from fruitlab.data.cifar import CIFAR10DataModule, CIFAR100DataModule, UnverifiedCIFAR10
 from fruitlab.errors import DataError
 from fruitlab.models import count_parameters, get_model
-from fruitlab.training.fit import fit
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +92,7 @@ def test_generated_files_carry_a_learnable_signal(make_config, store: str, cifar
         "trainer.max_epochs=5",
         "tracking.log_model=false",
     )
-    fit(cfg)
+    train_config(cfg)
     run = mlflow.MlflowClient(store).search_runs(
         [mlflow.MlflowClient(store).get_experiment_by_name("cifar10").experiment_id]
     )[0]

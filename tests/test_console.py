@@ -12,7 +12,7 @@ from conftest import run_cli
 
 from fruitlab.config import compose_config
 from fruitlab.console import ADVERTISING_LOGGER, tidy_console
-from fruitlab.tracking.store import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND, ensure_experiment
+from fruitlab.tracking.store import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND, Store
 from fruitlab.training.callbacks import TrainingProgressBar, progress_bars
 
 HYDRA_LOG_LINE = re.compile(r"^\[[\d\- :,]+\]\[[\w.]+\]\[\w+\] - (.*)$")
@@ -90,9 +90,10 @@ def test_the_experiment_is_a_model_training_one_and_the_run_has_its_datasets(con
 
 def test_an_experiment_fruitlab_did_not_create_keeps_its_tags(store: str) -> None:
     client = mlflow.MlflowClient(store)
-    ensure_experiment("other", store)  # creates the store's tables
+    opened = Store.open(store)
+    opened.ensure_experiment("other")  # creates the store's tables
     theirs = client.create_experiment("theirs", tags={EXPERIMENT_KIND_TAG: "genai_development"})
-    assert ensure_experiment("theirs", store) == theirs
+    assert opened.ensure_experiment("theirs") == theirs
     assert client.get_experiment(theirs).tags[EXPERIMENT_KIND_TAG] == "genai_development"
     assert client.get_experiment_by_name("other").tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
 

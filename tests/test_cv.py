@@ -5,9 +5,9 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+from conftest import train_config
 
 from fruitlab.errors import ConfigError
-from fruitlab.training.fit import fit
 
 
 def test_k_folds_make_k_child_runs_and_the_parent_holds_the_mean(make_config, store: str, real_data: Path) -> None:
@@ -21,7 +21,7 @@ def test_k_folds_make_k_child_runs_and_the_parent_holds_the_mean(make_config, st
         "trainer.enable_progress_bar=false",
         f"+tracking.parent_run_id={sweep.info.run_id}",
     )  # fmt: skip
-    objective = fit(cfg).objective
+    objective = train_config(cfg).objective
 
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     (parent,) = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == sweep.info.run_id]
@@ -46,6 +46,6 @@ def test_k_folds_make_k_child_runs_and_the_parent_holds_the_mean(make_config, st
 
 def test_one_fold_and_options_that_need_a_single_run_are_refused(make_config, store: str) -> None:
     with pytest.raises(ConfigError, match=r"cv\.folds=1: cross-validation needs at least 2 folds"):
-        fit(make_config("cv.folds=1", f"tracking.uri={store}"))
+        train_config(make_config("cv.folds=1", f"tracking.uri={store}"))
     with pytest.raises(ConfigError, match=r"tracking\.register does not apply to cross-validation"):
-        fit(make_config("cv.folds=3", "tracking.register=fruits", f"tracking.uri={store}"))
+        train_config(make_config("cv.folds=3", "tracking.register=fruits", f"tracking.uri={store}"))

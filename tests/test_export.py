@@ -13,7 +13,7 @@ from fruitlab.errors import ModelError
 from fruitlab.serving.export import export_model, load_torchscript, onnx_runtime_outputs
 from fruitlab.serving.quantize import quantize_recorded_model
 from fruitlab.serving.recorded import load_recorded_model
-from fruitlab.tracking.store import use_store
+from fruitlab.tracking.store import Store
 
 
 def test_export_writes_torchscript_and_onnx_that_agree_with_pytorch(
@@ -25,8 +25,7 @@ def test_export_writes_torchscript_and_onnx_that_agree_with_pytorch(
     assert "ONNX Runtime max |diff|" in capsys.readouterr().out
 
     # ONNX Runtime and TorchScript agree with the recorded PyTorch model on real test images
-    use_store(trained_run.uri)
-    recorded = load_recorded_model(trained_run.run_id)
+    recorded = load_recorded_model(Store.open(trained_run.uri), trained_run.run_id)
     datamodule = ImageFolderDataModule(root=trained_run.data)
     datamodule.setup()
     images = datamodule.test.images[::97].float() / 255  # every class, a batch size unlike the export's
@@ -43,31 +42,31 @@ def test_export_writes_torchscript_and_onnx_that_agree_with_pytorch(
 
 
 def test_an_unknown_model_is_one_clear_error(trained_run: TrainedRun) -> None:
-    use_store(trained_run.uri)
     with pytest.raises(ModelError, match=r"cannot find model 'no-such-run'.*models:/<name>@<alias>"):
-        load_recorded_model("no-such-run")
+        load_recorded_model(Store.open(trained_run.uri), "no-such-run")
 
 
 def test_int8_model_is_smaller_and_within_one_point_of_accuracy(trained_run: TrainedRun, tmp_path: Path) -> None:
-    use_store(trained_run.uri)
-    recorded = load_recorded_model(trained_run.run_id)
-    report = quantize_recorded_model(trained_run.uri, recorded, register="fruits-int8")
+    store = Store.open(trained_run.uri)
+    recorded = load_recorded_model(store, trained_run.run_id)
+    report = quantize_recorded_model(store, recorded, register="fruits-int8")
     metrics = report.metrics
     assert report.mode == "static"  # vgg1 has convolutions
     assert metrics["int8_size_mb"] < 0.5 * metrics["fp32_size_mb"]
     assert abs(metrics["fp32_test_acc"] - metrics["int8_test_acc"]) <= 0.01
-    source = mlflow.get_run(trained_run.run_id)
+    client = mlflow.MlflowClient(trained_run.uri)
+    source = client.get_run(trained_run.run_id)
     assert metrics["fp32_test_acc"] == pytest.approx(source.data.metrics["test_acc"], abs=1e-6)
     assert metrics["int8_latency_b1_p50_ms"] > 0 and metrics["fp32_latency_b64_p50_ms"] > 0
 
-    run = mlflow.get_run(report.run_id)
+    run = client.get_run(report.run_id)
     assert run.data.tags["mlflow.parentRunId"] == trained_run.run_id
     assert run.data.params["quantization.mode"] == "static"
     # registered as a version that loads back and predicts like the int8 model measured
     assert report.registered_version == "1"
-    version = mlflow.MlflowClient().get_model_version("fruits-int8", "1")
+    version = client.get_model_version("fruits-int8", "1")
     assert version.tags["quantization"] == "int8-static"
-    int8 = load_recorded_model("models:/fruits-int8/1").module
+    int8 = load_recorded_model(store, "models:/fruits-int8/1").module
     datamodule = ImageFolderDataModule(root=trained_run.data)
     datamodule.setup()
     with torch.inference_mode():
@@ -75,12 +74,12 @@ def test_int8_model_is_smaller_and_within_one_point_of_accuracy(trained_run: Tra
     accuracy = (predictions == datamodule.test.labels).float().mean().item()
     assert accuracy == pytest.approx(metrics["int8_test_acc"], abs=1e-6)
     with pytest.raises(ModelError, match="stored as TorchScript"):  # it is the export already
-        export_model(load_recorded_model("models:/fruits-int8/1"), tmp_path)
+        export_model(load_recorded_model(store, "models:/fruits-int8/1"), tmp_path)
 
 
 def test_dynamic_quantization_shrinks_the_linear_layers(trained_run: TrainedRun) -> None:
-    use_store(trained_run.uri)
-    report = quantize_recorded_model(trained_run.uri, load_recorded_model(trained_run.run_id), mode="dynamic")
+    store = Store.open(trained_run.uri)
+    report = quantize_recorded_model(store, load_recorded_model(store, trained_run.run_id), mode="dynamic")
     assert report.registered_version is None
     assert report.metrics["int8_size_mb"] < 0.5 * report.metrics["fp32_size_mb"]  # vgg1 is mostly its dense layer
     assert abs(report.metrics["accuracy_drop_points"]) <= 1

@@ -5,10 +5,10 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import FAST, run_cli
+from conftest import FAST, run_cli, train_config
 
 from fruitlab.errors import ConfigError
-from fruitlab.training.fit import fit, prepare_data
+from fruitlab.training.loop import prepare_data
 
 
 def only_run(uri: str) -> mlflow.entities.Run:
@@ -49,7 +49,7 @@ def test_one_epoch_on_real_data_records_a_complete_run(real_data: Path, store: s
 
 def test_per_epoch_metrics_use_the_epoch_as_step(make_config, store: str) -> None:
     cfg = make_config("model=lenet", f"tracking.uri={store}", *FAST, "trainer.max_epochs=3", "tracking.log_model=false")
-    objective = fit(cfg).objective
+    objective = train_config(cfg).objective
     run = only_run(store)
     history = mlflow.MlflowClient(store).get_metric_history(run.info.run_id, "val_loss")
     assert [m.step for m in history] == [0, 1, 2]
@@ -60,7 +60,7 @@ def test_per_epoch_metrics_use_the_epoch_as_step(make_config, store: str) -> Non
 def test_a_run_that_raises_ends_failed_with_the_reason(make_config, store: str) -> None:
     cfg = make_config("model=lenet", f"tracking.uri={store}", *FAST, "optim.name=bogus")
     with pytest.raises(ConfigError, match="unknown optimizer 'bogus'"):
-        fit(cfg)
+        train_config(cfg)
     run = only_run(store)
     assert run.info.status == "FAILED"
     assert "unknown optimizer 'bogus'" in run.data.tags["error"]
@@ -73,5 +73,5 @@ def test_a_training_split_that_leaves_a_batch_of_one_trains_a_batch_norm_network
     train_size = len(datamodule.train.labels)
     cfg = make_config(*settings, f"batch_size={train_size - 1}")  # one full batch, then a batch of one
     assert [len(labels) for _, labels in prepare_data(cfg).train_dataloader()] == [train_size - 1]
-    fit(cfg)
+    train_config(cfg)
     assert only_run(store).info.status == "FINISHED"

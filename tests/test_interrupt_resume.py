@@ -12,10 +12,9 @@ import lightning.pytorch as pl
 import mlflow
 import pytest
 import torch
-from conftest import FAST, REPO, compose_config, metric_histories
+from conftest import FAST, REPO, compose_config, metric_histories, train_config
 
 from fruitlab.errors import ConfigError, RunInterrupted
-from fruitlab.training.fit import fit
 
 # Three short epochs with a schedule, so that resuming must restore weights, optimizer, scheduler and RNG.
 THREE_EPOCHS = ["model=lenet", *FAST, "trainer.max_epochs=3", "scheduler=cosine", "tracking.log_model=false"]
@@ -31,7 +30,7 @@ def the_run(uri: str) -> mlflow.entities.Run:
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The store of one uninterrupted THREE_EPOCHS run."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('straight') / 'mlflow.db'}"
-    fit(compose_config(*THREE_EPOCHS, f"tracking.uri={uri}"))
+    train_config(compose_config(*THREE_EPOCHS, f"tracking.uri={uri}"))
     return uri
 
 
@@ -102,14 +101,14 @@ def test_resume_continues_the_same_run_to_the_metrics_of_an_uninterrupted_one(
 ) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with pytest.raises(RunInterrupted, match="interrupted by SIGINT") as interrupted:
-        fit(compose_config(*THREE_EPOCHS, f"tracking.uri={uri}"), CtrlCHooks())
+        train_config(compose_config(*THREE_EPOCHS, f"tracking.uri={uri}"), CtrlCHooks())
     run_id = interrupted.value.run_id
     assert the_run(uri).info.status == "KILLED"
     assert [m.step for m in mlflow.MlflowClient(uri).get_metric_history(run_id, "val_loss")] == [0]
 
     with pytest.raises(ConfigError, match=r"resume=.*lr=0.5 \(run: 0.001\)"):
-        fit(compose_config(*THREE_EPOCHS, f"tracking.uri={uri}", f"resume={run_id}", "lr=0.5"))
-    fit(compose_config(*THREE_EPOCHS, f"tracking.uri={uri}", f"resume={run_id}"))
+        train_config(compose_config(*THREE_EPOCHS, f"tracking.uri={uri}", f"resume={run_id}", "lr=0.5"))
+    train_config(compose_config(*THREE_EPOCHS, f"tracking.uri={uri}", f"resume={run_id}"))
 
     run = the_run(uri)
     assert run.info.run_id == run_id and run.info.status == "FINISHED" and "error" not in run.data.tags
@@ -121,11 +120,11 @@ def test_resume_continues_the_same_run_to_the_metrics_of_an_uninterrupted_one(
     history = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/history.json")
     assert [epoch for epoch, _ in history["val_loss"]] == [0, 1, 2]
     with pytest.raises(ConfigError, match="FINISHED; there is nothing to resume"):
-        fit(compose_config(*THREE_EPOCHS, f"tracking.uri={uri}", f"resume={run_id}"))
+        train_config(compose_config(*THREE_EPOCHS, f"tracking.uri={uri}", f"resume={run_id}"))
 
 
 def test_the_same_seed_gives_the_same_metrics(uninterrupted: str, store: str) -> None:
-    fit(compose_config(*THREE_EPOCHS, f"tracking.uri={store}"))
+    train_config(compose_config(*THREE_EPOCHS, f"tracking.uri={store}"))
     again = metric_histories(store)
     assert set(again) >= {"train_loss", "val_loss", "val_acc", "test_acc", "test_loss", "lr"}
     assert again == metric_histories(uninterrupted)

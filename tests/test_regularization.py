@@ -5,13 +5,13 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
+from conftest import train_config
 from hydra.errors import ConfigCompositionException
 from torch import nn
 
 from fruitlab.data.imagefolder import ImageFolderDataModule
 from fruitlab.errors import ConfigError
 from fruitlab.models import count_parameters, get_model
-from fruitlab.training.fit import fit
 
 SHAPE = (3, 32, 32)
 
@@ -65,7 +65,7 @@ def test_early_stopping_ends_a_plateau_before_max_epochs(make_config, store: str
         "report.gradcam=false", "latency.repeats=1", "latency.warmup=0",
         "early_stopping.enabled=true", "early_stopping.patience=2",
     )  # fmt: skip
-    fit(cfg)
+    train_config(cfg)
     client = mlflow.MlflowClient(store)
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     metrics = run.data.metrics

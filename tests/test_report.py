@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from conftest import FAST, REPO, FinishedSweep, compose_config, run_cli
+from conftest import FAST, REPO, FinishedSweep, compose_config, run_cli, train_config
 from PIL import Image
 
 from fruitlab.commands.report import main, report
@@ -17,7 +17,7 @@ from fruitlab.reporting.ranking import pca_points, rank
 from fruitlab.reporting.report import pick_curves
 from fruitlab.reporting.runs_table import first_reaching, runs_frame
 from fruitlab.tracking.query import StoreReader
-from fruitlab.training.fit import fit
+from fruitlab.tracking.store import Store
 
 
 def assert_png(path: Path) -> None:
@@ -28,7 +28,7 @@ def assert_png(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def sweep_frame(finished_sweep: FinishedSweep) -> pd.DataFrame:
-    reader = StoreReader(finished_sweep.uri)
+    reader = StoreReader(Store.open(finished_sweep.uri, existing=True))
     runs, left_out = reader.selected_runs(reader.select_sweep(finished_sweep.parent_id))
     assert left_out == 1  # the failed trial
     return runs_frame(reader, runs)
@@ -67,7 +67,7 @@ def test_learning_curves_of_the_best_run_of_each_model(sweep_frame) -> None:
 def test_epochs_and_seconds_to_a_validation_accuracy_come_from_the_epoch_history(
     finished_sweep: FinishedSweep,
 ) -> None:
-    reader = StoreReader(finished_sweep.uri)
+    reader = StoreReader(Store.open(finished_sweep.uri, existing=True))
     for run_id in finished_sweep.child_ids:
         history = reader.read_history(run_id)
         assert [step for step, _ in history["elapsed_s"]] == [0, 1]
@@ -126,9 +126,9 @@ def test_an_unknown_sweep_is_one_clear_line(finished_sweep: FinishedSweep, capsy
 def test_report_on_a_store_without_pca_runs_with_a_failed_run(tmp_path: Path) -> None:
     """The store a plain training run leaves (no PCA run, no sweep), with a failed run beside it."""
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    fit(compose_config("model=lenet", *FAST, f"tracking.uri={store}"))
+    train_config(compose_config("model=lenet", *FAST, f"tracking.uri={store}"))
     with pytest.raises(Exception, match="bogus"):
-        fit(compose_config("model=lenet", "optim.name=bogus", *FAST, f"tracking.uri={store}"))
+        train_config(compose_config("model=lenet", "optim.name=bogus", *FAST, f"tracking.uri={store}"))
     result = report(store, out=tmp_path / "report")
     assert list(result.ranking["model"]) == ["lenet"]
     assert {p.name for p in result.folder.iterdir()} == {

@@ -10,7 +10,7 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from conftest import FAST, compose_config, one_line_error, run_cli
+from conftest import FAST, compose_config, one_line_error, run_cli, train_config
 from mlflow.exceptions import MlflowException
 from torch import nn
 
@@ -18,8 +18,7 @@ from fruitlab.commands.export import export
 from fruitlab.errors import ConfigError, ModelError
 from fruitlab.tracking.logged_models import describe_logged_model, load_logged_model, log_torch_model
 from fruitlab.tracking.runs import tracked_run
-from fruitlab.tracking.store import ensure_experiment, use_store
-from fruitlab.training.fit import fit
+from fruitlab.tracking.store import Store
 
 
 class Payload(nn.Linear):
@@ -36,8 +35,8 @@ class Payload(nn.Linear):
 
 def plant_pickle(uri: str, marker: Path, metadata: dict) -> str:
     """A run whose logged model is the payload in MLflow's pickle format, with fruitlab's metadata."""
-    use_store(uri)
-    with tracked_run(uri, ensure_experiment("planted", uri)) as recorder:
+    store = Store.open(uri)
+    with tracked_run(store, store.ensure_experiment("planted")) as recorder:
         example = np.zeros((2, 3, 8, 8), dtype=np.float32)
         log_torch_model(
             recorder, Payload(marker), example, {"classes": [str(i) for i in range(10)], **metadata}, "pickle"
@@ -62,7 +61,7 @@ def test_serve_refuses_a_planted_pickle_in_one_line(planted: tuple[str, str, Pat
 def test_init_from_and_export_refuse_a_planted_pickle(planted: tuple[str, str, Path], tmp_path: Path) -> None:
     uri, run_id, marker = planted
     with pytest.raises(ConfigError, match=f"{run_id}.*--allow-pickle"):
-        fit(compose_config("model=lenet", *FAST, f"tracking.uri={uri}", f"model.init_from={run_id}"))
+        train_config(compose_config("model=lenet", *FAST, f"tracking.uri={uri}", f"model.init_from={run_id}"))
     with pytest.raises(ModelError, match=f"{run_id}.*--allow-pickle"):
         export(run_id, tmp_path / "exports", tracking_uri=uri)
     assert not marker.exists()
@@ -72,20 +71,23 @@ def test_the_opt_in_loads_the_pickle_so_the_payload_is_real(store: str, tmp_path
     marker = tmp_path / "code-ran"
     run_id = plant_pickle(store, marker, {})
     with contextlib.suppress(AttributeError):  # what the payload returns is a file, not a module
-        load_logged_model(describe_logged_model(run_id), allow_pickle=True)
+        opened = Store.open(store)
+        load_logged_model(opened, describe_logged_model(opened, run_id), allow_pickle=True)
     assert marker.exists()
 
 
 def test_with_pickle_refused_fruitlab_models_load_and_pickled_ones_do_not(
     store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fit(compose_config("model=lenet", *FAST, f"tracking.uri={store}"))
+    train_config(compose_config("model=lenet", *FAST, f"tracking.uri={store}"))
     mlflow.set_tracking_uri(store)
     (trained,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
     with mlflow.start_run() as pickled:
         mlflow.pytorch.log_model(torch.nn.Linear(2, 2), name="model", serialization_format="pickle")
 
-    assert load_logged_model(describe_logged_model(trained.info.run_id))(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    opened = Store.open(store)
+    loaded = load_logged_model(opened, describe_logged_model(opened, trained.info.run_id))
+    assert loaded(torch.rand(2, 3, 32, 32)).shape == (2, 10)
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")  # MLflow checks archives for pickle
     model = mlflow.pyfunc.load_model(f"runs:/{trained.info.run_id}/model")
     assert model.predict(np.random.rand(2, 3, 32, 32).astype(np.float32)).shape == (2, 10)

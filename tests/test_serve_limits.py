@@ -18,11 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from conftest import FAST, REPO, compose_config, one_line_error, run_cli
+from conftest import FAST, REPO, compose_config, one_line_error, run_cli, train_config
 from PIL import Image
 from test_serve import free_port, stop, wait_until_up
-
-from fruitlab.training.fit import fit
 
 TOKEN = "a-token-for-this-test"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -43,7 +41,7 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     uri = f"sqlite:///{tmp_path_factory.mktemp('served') / 'mlflow.db'}"
-    run_id = fit(compose_config("model=lenet", *FAST, "report.gradcam=false", f"tracking.uri={uri}")).run_id
+    run_id = train_config(compose_config("model=lenet", *FAST, "report.gradcam=false", f"tracking.uri={uri}")).run_id
     port = free_port()
     command = [sys.executable, "-m", "fruitlab", "serve", run_id, "--tracking-uri", uri, "--port", str(port)]
     command += ["--token", TOKEN, "--max-concurrent", str(MAX_CONCURRENT), "--max-side", str(MAX_SIDE)]

@@ -9,12 +9,11 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import FAST, metric_histories, run_cli
+from conftest import FAST, metric_histories, run_cli, train_config
 from mlflow_server import mlflow_server
 from pg import PostgresServer
 
 from fruitlab.data.imagefolder import ImageFolderDataModule
-from fruitlab.training.fit import fit
 from fruitlab.training.module import to_unit_float
 
 RUN = ["model=lenet", *FAST]
@@ -58,7 +57,7 @@ def test_a_tracking_server_on_postgresql_records_a_run_as_the_sqlite_store_does(
 ) -> None:
     result = run_cli(*RUN, f"tracking.uri={tracking_server}", cwd=tmp_path, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
-    fit(make_config(*RUN, f"tracking.uri={store}"))
+    train_config(make_config(*RUN, f"tracking.uri={store}"))
 
     on_server, on_sqlite = recorded(tracking_server), recorded(store)
     assert on_server["status"] == "FINISHED"

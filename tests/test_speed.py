@@ -5,12 +5,11 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from conftest import FAST, compose_config, run_cli
+from conftest import FAST, compose_config, run_cli, train_config
 
 from fruitlab.data.loaded import LOADED
 from fruitlab.errors import ConfigError
 from fruitlab.models import get_model
-from fruitlab.training.fit import fit
 from fruitlab.training.speed import available_cores, set_threads, wants_channels_last
 
 FIGURES = {"plots/confusion_matrix.png", "plots/confusion_matrix_normalized.png", "plots/test_predictions.png"}
@@ -31,7 +30,7 @@ def logged_models(uri: str, run_id: str) -> list:
 
 
 def test_bf16_mixed_trains_and_records_a_complete_run_on_the_cpu(store):
-    result = fit(compose_config("model=lenet", "trainer.precision=bf16-mixed", f"tracking.uri={store}", *FAST))
+    result = train_config(compose_config("model=lenet", "trainer.precision=bf16-mixed", f"tracking.uri={store}", *FAST))
 
     run = mlflow.MlflowClient(store).get_run(result.run_id)
     assert run.info.status == "FINISHED"
@@ -45,7 +44,7 @@ def test_bf16_mixed_trains_and_records_a_complete_run_on_the_cpu(store):
 
 def test_settings_turn_the_figures_grad_cam_and_the_model_off(store):
     off = ["report.figures=false", "report.gradcam=false", "tracking.log_model=false"]
-    result = fit(compose_config("model=lenet", f"tracking.uri={store}", *FAST, *off))
+    result = train_config(compose_config("model=lenet", f"tracking.uri={store}", *FAST, *off))
 
     plots = artifacts(store, result.run_id)
     assert plots == {"plots/learning_curves.png"}
@@ -56,9 +55,9 @@ def test_settings_turn_the_figures_grad_cam_and_the_model_off(store):
 def test_runs_in_one_process_load_each_cache_file_once(store):
     """What a sweep worker does: one trial after another in the same process."""
     overrides = ["model=lenet", f"tracking.uri={store}", *FAST, "report.gradcam=false", "tracking.log_model=false"]
-    fit(compose_config(*overrides, "lr=0.01"))
+    train_config(compose_config(*overrides, "lr=0.01"))
     reads = LOADED.reads
-    fit(compose_config(*overrides, "lr=0.001"))
+    train_config(compose_config(*overrides, "lr=0.001"))
     assert LOADED.reads == reads
 
 

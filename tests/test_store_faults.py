@@ -19,16 +19,16 @@ import pytest
 from conftest import FAST, REPO, one_line_error, run_cli
 
 from fruitlab.tracking.runs import InputData, RunRecorder
-from fruitlab.tracking.store import ensure_experiment, resolve_uri
+from fruitlab.tracking.store import Store
 
 RUN = ["model=lenet", *FAST, "tracking.log_model=false", "report.gradcam=false"]
 
 
 def a_store(folder: Path, runs: int = 40) -> Path:
     """A real MLflow SQLite store holding some runs."""
-    uri = resolve_uri(f"sqlite:///{folder / 'mlflow.db'}")
-    client = mlflow.MlflowClient(uri)
-    experiment = ensure_experiment("faults", uri)
+    store = Store.open(f"sqlite:///{folder / 'mlflow.db'}")
+    client = mlflow.MlflowClient(store.uri)
+    experiment = store.ensure_experiment("faults")
     for index in range(runs):
         run = client.create_run(experiment, run_name=f"run-{index}")
         client.log_param(run.info.run_id, "index", index)
@@ -107,7 +107,8 @@ def test_a_store_deleted_mid_run_ends_it_naming_its_checkpoints_and_config(tmp_p
 
 def log_the_same_dataset(uri: str, experiment_id: str, start: Barrier) -> str:
     """One worker: open a run, wait for the others, then record the dataset they all record."""
-    recorder = RunRecorder(mlflow.MlflowClient(uri).create_run(experiment_id).info.run_id, mlflow.MlflowClient(uri))
+    store = Store.open(uri)
+    recorder = RunRecorder(mlflow.MlflowClient(uri).create_run(experiment_id).info.run_id, store)
     start.wait()
     try:
         recorder.log_inputs([InputData("fruits-train", "d1", str(REPO), "train", 10)])
@@ -119,12 +120,13 @@ def log_the_same_dataset(uri: str, experiment_id: str, start: Barrier) -> str:
 def test_parallel_runs_that_record_the_same_dataset_all_record_it(tmp_path: Path) -> None:
     """MLflow looks a dataset up, then inserts it: workers that start together all miss it and all insert it.
     The losers of that race redo the write and find the winner's row, instead of failing their trials."""
-    uri = resolve_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    store = Store.open(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    uri = store.uri
     workers = 4
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, context.Pool(workers) as pool:
         for round_ in range(5):  # a fresh experiment each round: the dataset is new to it
-            experiment_id = ensure_experiment(f"race-{round_}", uri)
+            experiment_id = store.ensure_experiment(f"race-{round_}")
             start = manager.Barrier(workers)
             outcomes = pool.starmap(log_the_same_dataset, [(uri, experiment_id, start)] * workers)
             assert outcomes == ["ok"] * workers

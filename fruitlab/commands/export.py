@@ -33,13 +33,13 @@ def export(
     from fruitlab.serving.export import export_model, log_export
     from fruitlab.serving.recorded import load_recorded_model
     from fruitlab.tracking.runs import RunRecorder
-    from fruitlab.tracking.store import use_store
+    from fruitlab.tracking.store import Store
 
-    uri = use_store(tracking_uri)
-    recorded = load_recorded_model(model, allow_pickle)
+    store = Store.open(tracking_uri)
+    recorded = load_recorded_model(store, model, allow_pickle)
     report = export_model(recorded, out / recorded.run_id, atol)
     if log:
-        log_export(RunRecorder.of(uri, recorded.run_id), report)
+        log_export(RunRecorder(recorded.run_id, store), report)
     return report
 
 

@@ -41,12 +41,12 @@ def quantize(
 ) -> QuantizationReport:
     from fruitlab.serving.quantize import quantize_recorded_model
     from fruitlab.serving.recorded import load_recorded_model
-    from fruitlab.tracking.store import use_store
+    from fruitlab.tracking.store import Store
 
-    uri = use_store(tracking_uri)
-    recorded = load_recorded_model(model, allow_pickle)
+    store = Store.open(tracking_uri)
+    recorded = load_recorded_model(store, model, allow_pickle)
     cache_dir = os.environ.get("FRUITLAB_CACHE")  # the decode cache of this machine, as training finds it
-    return quantize_recorded_model(uri, recorded, mode, calibration_batches, register, cache_dir)
+    return quantize_recorded_model(store, recorded, mode, calibration_batches, register, cache_dir)
 
 
 def main(argv: list[str]) -> None:

@@ -59,9 +59,9 @@ def report(
 ) -> ReportResult:
     from fruitlab.reporting.report import write_report
     from fruitlab.tracking.query import StoreReader
-    from fruitlab.tracking.store import slug
+    from fruitlab.tracking.store import Store, slug
 
-    reader = StoreReader.open(store)
+    reader = StoreReader(Store.open(store, existing=True))
     selection = reader.select_sweep(sweep) if sweep else reader.select_experiment(experiment or DEFAULT_EXPERIMENT)
     folder = out or Path("reports") / slug(selection.title)
     table = write_report(reader, selection, folder, target, runs, best_per_model)

@@ -67,11 +67,10 @@ def serving_app(
 ) -> FastAPI:
     from fruitlab.serving.app import create_app
     from fruitlab.serving.recorded import load_recorded_model
-    from fruitlab.tracking.store import use_store
+    from fruitlab.tracking.store import Store
 
     check_limits(limits)
-    use_store(tracking_uri)
-    return create_app(load_recorded_model(model, allow_pickle), limits)
+    return create_app(load_recorded_model(Store.open(tracking_uri), model, allow_pickle), limits)
 
 
 def main(argv: list[str]) -> None:

@@ -26,31 +26,36 @@ from fruitlab.schema import GROUPS
 
 if TYPE_CHECKING:
     from fruitlab.sweeping.outcomes import TrialReport
+    from fruitlab.tracking.store import Store
     from fruitlab.training.hooks import FitResult
 
 # Lines of Hydra's config errors that describe Hydra's internals rather than the user's mistake.
 HYDRA_NOISE = ("full_key:", "object_type=", "Config search path", "provider=", "Available options in")
 
 
-def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> FitResult | TrialReport:
-    """One training run of `cfg`; a sweep trial's job (its identity in `cfg.trial`) runs as that trial.
-    `overrides`: the command's, recorded with the run."""
+def train(cfg: DictConfig, overrides: Sequence[str] = (), summarize: bool = False) -> FitResult | TrialReport:
+    """One training run of `cfg` in the store it names (with `summarize`, its summary printed); a sweep trial's
+    job (its identity in `cfg.trial`) runs as that trial. `overrides`: the command's, recorded with the run."""
     validate_config(cfg)  # before torch is imported: a bad value answers at once
     from fruitlab.console import tidy_console
     from fruitlab.models import check_image_size
 
     check_image_size(cfg.model.name, cfg.data.get("image_size"))
-    from fruitlab.training.fit import fit
+    from fruitlab.tracking.store import Store
+    from fruitlab.training.run import run
 
     tidy_console(cfg.verbose)
-
+    store = Store.open(cfg.tracking.uri)  # before the data is loaded, so that a wrong address fails at once
     if cfg.get("trial") is None:
-        return fit(cfg, overrides=overrides)
+        result = run(cfg, store, overrides=overrides)
+        if summarize and result.run_id is not None:  # the other processes of a multi-process run record none
+            print("\n".join(run_summary(cfg, store, result)), flush=True)
+        return result
     from fruitlab.sweeping.identity import TrialIdentity
     from fruitlab.sweeping.trial import SweepTrial
 
     trial = SweepTrial(TrialIdentity.of(cfg))
-    return trial.report(fit(cfg, trial, overrides))
+    return trial.report(run(cfg, store, trial, overrides))
 
 
 def resume_hint(interruption: RunInterrupted, overrides: list[str]) -> str:
@@ -65,28 +70,26 @@ def resume_hint(interruption: RunInterrupted, overrides: list[str]) -> str:
     )
 
 
-def run_summary(cfg: DictConfig, result: FitResult) -> list[str]:
+def run_summary(cfg: DictConfig, store: Store, result: FitResult) -> list[str]:
     """The lines that end a single run: which run it was, its scores, its model and where to see it."""
     from fruitlab.tracking.links import StoreUI
     from fruitlab.tracking.logged_models import logged_model_uris
     from fruitlab.tracking.query import find_run
-    from fruitlab.tracking.store import checkpoint_dir, resolve_uri
-    from fruitlab.training.fit import experiment_name
+    from fruitlab.training.loop import experiment_name
 
-    uri = resolve_uri(cfg.tracking.uri)
-    run = find_run(uri, result.run_id)
+    run = find_run(store, result.run_id)
     tests = ", ".join(
         f"{name} {value:.4f}" for name, value in sorted(result.metrics.items()) if name.startswith("test_")
     )
-    models = logged_model_uris(uri, run.experiment_id, run.run_id)
-    ui = StoreUI.of(uri)
+    models = logged_model_uris(store, run.experiment_id, run.run_id)
+    ui = StoreUI.of(store.uri)
     lines = [
         f"fruitlab: run {run.run_name} {run.status}, id {run.run_id}, experiment {experiment_name(cfg)} "
         f"(id {run.experiment_id})",
         f"  objective   best {cfg.objective.metric} {result.objective:.4f} ({cfg.objective.direction})",
         f"  test        {tests or 'none (cross-validation scores the folds)'}",
         f"  model       {' = '.join(models) if models else 'not logged (tracking.log_model=false)'}",
-        f"  checkpoints {checkpoint_dir(uri, run.run_id)}",
+        f"  checkpoints {store.checkpoint_dir(run.run_id)}",
     ]
     if ui.command:
         lines.append(f"  see it      {ui.command}")
@@ -104,10 +107,7 @@ def hydra_job(cfg: DictConfig) -> FitResult | TrialReport:
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     overrides = list(HydraConfig.get().overrides.task)
     try:
-        result = train(cfg, overrides)
-        if not in_sweep and result.run_id is not None:  # the other processes of a multi-process run record none
-            print("\n".join(run_summary(cfg, result)), flush=True)
-        return result
+        return train(cfg, overrides, summarize=not in_sweep)
     except FruitlabError as error:
         if in_sweep:
             raise  # the sweeper records the failed trial and goes on

@@ -28,6 +28,7 @@ from fruitlab.tracking.logged_models import load_run_config, log_torch_model
 from fruitlab.tracking.query import find_run
 from fruitlab.tracking.registry import register_model, tag_model_version
 from fruitlab.tracking.runs import tracked_run
+from fruitlab.tracking.store import Store
 
 MODES = ("auto", "static", "dynamic")
 
@@ -112,7 +113,7 @@ def compare(
 
 
 def quantize_recorded_model(
-    uri: str,
+    store: Store,
     recorded: RecordedModel,
     mode: str = "auto",
     calibration_count: int = 8,
@@ -121,7 +122,7 @@ def quantize_recorded_model(
 ) -> QuantizationReport:
     """Quantize, measure, and record in a child run of the source run; register when `register` names a
     registered model (a new version of it). `cache_dir`: this machine's decode cache (None: the default one)."""
-    cfg = load_run_config(recorded.run_id)
+    cfg = load_run_config(store, recorded.run_id)
     cfg.data.cache_dir = cache_dir  # this machine's, not the trainer's
     torch.manual_seed(cfg.seed)
     datamodule = build_datamodule(cfg)
@@ -133,9 +134,9 @@ def quantize_recorded_model(
     int8_model = quantize(float_model, mode, calibration)
     metrics = compare(float_model, int8_model, datamodule, cfg)
 
-    source = find_run(uri, recorded.run_id)
+    source = find_run(store, recorded.run_id)
     run_name = f"{source.run_name}-int8"
-    with tracked_run(uri, source.experiment_id, run_name, recorded.run_id) as recorder:
+    with tracked_run(store, source.experiment_id, run_name, recorded.run_id) as recorder:
         recorder.log_params(
             {
                 "quantization.mode": mode,
@@ -153,6 +154,6 @@ def quantize_recorded_model(
         log_torch_model(recorder, traced(int8_model, example), example.numpy(), metadata, serialization_format="pickle")
     report = QuantizationReport(recorder.run_id, mode, metrics)
     if register:
-        report.registered_version = register_model(recorder.run_id, register)
-        tag_model_version(register, report.registered_version, {"quantization": f"int8-{mode}"})
+        report.registered_version = register_model(store, recorder.run_id, register)
+        tag_model_version(store, register, report.registered_version, {"quantization": f"int8-{mode}"})
     return report

@@ -10,6 +10,7 @@ from torch import nn
 from fruitlab.data.base import Normalize
 from fruitlab.models import Probabilities, build_classifier
 from fruitlab.tracking.logged_models import describe_logged_model, load_logged_model, load_run_config
+from fruitlab.tracking.store import Store
 
 
 @dataclass
@@ -21,10 +22,11 @@ class RecordedModel:
     input_shape: tuple[int, int, int]  # (C, H, W)
 
 
-def load_recorded_model(reference: str, allow_pickle: bool | None = None) -> RecordedModel:
-    """The model `reference` names, loaded by tracking's one safe path (a pickled model only with `allow_pickle`)."""
-    logged = describe_logged_model(reference)
-    module = load_logged_model(logged, allow_pickle)
+def load_recorded_model(store: Store, reference: str, allow_pickle: bool | None = None) -> RecordedModel:
+    """The model `reference` names in `store`, loaded by tracking's one safe path (a pickled model only with
+    `allow_pickle`)."""
+    logged = describe_logged_model(store, reference)
+    module = load_logged_model(store, logged, allow_pickle)
     return RecordedModel(logged.uri, logged.run_id, module, logged.classes, logged.input_shape)
 
 
@@ -38,12 +40,12 @@ def rebuild_eager(recorded: RecordedModel, config: DictConfig, preprocess: nn.Mo
     return model.eval()
 
 
-def load_eager(reference: str, allow_pickle: bool | None = None) -> tuple[nn.Module, tuple[int, ...]]:
+def load_eager(store: Store, reference: str, allow_pickle: bool | None = None) -> tuple[nn.Module, tuple[int, ...]]:
     """(class-probability model in eval mode, input shape) for a run id or an MLflow model URI
     (`models:/NAME@champion`, `runs:/RUN_ID/model`) of a fruitlab image classifier whose input is normalised
     images (every model but the PCA ones, whose preprocessing needs the run's data: see serving.quantize)."""
-    recorded = load_recorded_model(reference, allow_pickle)
+    recorded = load_recorded_model(store, reference, allow_pickle)
     channels = recorded.input_shape[0]
     preprocess = Normalize(torch.zeros(channels), torch.ones(channels))  # its fitted buffers are then loaded
-    config = load_run_config(recorded.run_id)
+    config = load_run_config(store, recorded.run_id)
     return rebuild_eager(recorded, config, preprocess, recorded.input_shape), recorded.input_shape

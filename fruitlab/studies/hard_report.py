@@ -41,8 +41,8 @@ class HardReport:
 
 
 def sweep_parent(reader: StoreReader, experiment_id: str, study_name: str) -> RunRecord | None:
-    runs = runs_tagged(reader.uri, experiment_id, SWEEP_PARENT_TAG, study_name, limit=1)
-    return RunRecord.of(runs[0]) if runs else None
+    runs = runs_tagged(reader.store, experiment_id, SWEEP_PARENT_TAG, study_name, limit=1)
+    return runs[0] if runs else None
 
 
 def finished_trials(runs: list[RunRecord], parent: RunRecord | None) -> list[RunRecord]:
@@ -54,7 +54,7 @@ def trials_table(reader: StoreReader, parent: RunRecord) -> pd.DataFrame:
     """The sweep's trials.csv (Optuna's trials with their state, value, duration and MLflow run), or empty."""
     with tempfile.TemporaryDirectory() as folder:
         try:
-            path = reader.client.download_artifacts(parent.run_id, "trials.csv", folder)
+            path = reader.store.download_artifact(parent.run_id, "trials.csv", Path(folder))
         except Exception:  # no table yet: the sweep never reached its report
             return pd.DataFrame()
         return pd.read_csv(path)
@@ -131,7 +131,7 @@ def ranking_figure(table: pd.DataFrame) -> Figure:
 def read_confusion(reader: StoreReader, run_id: str) -> pd.DataFrame:
     """The run's test confusion matrix (rows true, columns predicted), as fit() logged it."""
     with tempfile.TemporaryDirectory() as folder:
-        path = reader.client.download_artifacts(run_id, "metrics/confusion_matrix.csv", folder)
+        path = reader.store.download_artifact(run_id, "metrics/confusion_matrix.csv", Path(folder))
         return pd.read_csv(path, index_col=0)
 
 

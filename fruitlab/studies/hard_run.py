@@ -32,7 +32,7 @@ from fruitlab.studies.hard_report import SELECTION, StudyParts, sweep_parent, wr
 from fruitlab.studies.seed import Stage, check_models, run_stage
 from fruitlab.tracking.logged_models import load_run_config
 from fruitlab.tracking.query import RunRecord, Selection, StoreReader, descendants
-from fruitlab.tracking.store import checkpoint_dir, ensure_experiment, slug, use_store
+from fruitlab.tracking.store import Store, slug
 from fruitlab.training.resume import LAST_CHECKPOINT
 
 
@@ -55,12 +55,16 @@ class StudyRecords:
 
     @classmethod
     def open(cls, uri: str | None, experiment: str) -> "StudyRecords":
-        resolved = use_store(uri)
-        return cls(StoreReader(resolved), experiment, ensure_experiment(experiment, resolved))
+        store = Store.open(uri)
+        return cls(StoreReader(store), experiment, store.ensure_experiment(experiment))
+
+    @property
+    def store(self) -> Store:
+        return self.reader.store
 
     @property
     def uri(self) -> str:
-        return self.reader.uri
+        return self.store.uri
 
     def sweep_parent(self, study_name: str) -> RunRecord | None:
         return sweep_parent(self.reader, self.experiment_id, study_name)
@@ -69,10 +73,10 @@ class StudyRecords:
         return descendants(self.reader.experiment_runs(self.experiment_id), parent.run_id)
 
     def run_config(self, run_id: str) -> DictConfig:
-        return load_run_config(run_id)
+        return load_run_config(self.store, run_id)
 
     def checkpoint_folder(self, run_id: str) -> Path:
-        return checkpoint_dir(self.uri, run_id)
+        return self.store.checkpoint_dir(run_id)
 
     def log_report(self, parent_run_id: str, folder: Path) -> None:
         self.reader.log_report(Selection(self.experiment_id, self.experiment, parent_run_id), folder)
@@ -135,7 +139,7 @@ def confusions_figure(records: StudyRecords, run_id: str, pairs: pd.DataFrame) -
     import torch
 
     from fruitlab.evaluation.gradcam import confusion_gradcam
-    from fruitlab.training.fit import build_module, prepare_data
+    from fruitlab.training.loop import build_module, prepare_data
 
     cfg = records.run_config(run_id)
     datamodule = prepare_data(cfg)

@@ -2,13 +2,13 @@
 the study's outcome on the parent run (counts, best trial or Pareto front, plots, trials table), the champion
 model, and `optimization_results.yaml` in the sweep's folder.
 
-The only sweeping module that calls fruitlab.tracking, and only these:
-    store.use_store(uri) -> resolved uri            store.store_root(uri) -> Path
-    store.ensure_experiment(name, uri) -> id        query.runs_tagged(uri, experiment_id, key, value) -> [Run]
-    runs.create_run(uri, experiment_id, run_name, tags) -> RunRecorder
-    runs.tracked_run(uri, experiment_id, run_id=...) -> context of a RunRecorder
-    runs.RunRecorder.of(uri, run_id) -> RunRecorder  runs.end_lost_run(uri, run_id, reason, tags) -> bool
-    registry.set_champion(run_id, name) -> version   links.StoreUI.of(uri) -> StoreUI
+The only sweeping module that calls fruitlab.tracking, and only these, all through one `Store`:
+    store.Store.open(uri) -> Store (.uri, .root, .ensure_experiment(name) -> id)
+    query.runs_tagged(store, experiment_id, key, value) -> [RunRecord]
+    runs.create_run(store, experiment_id, run_name, tags) -> RunRecorder
+    runs.tracked_run(store, experiment_id, run_id=...) -> context of a RunRecorder
+    runs.RunRecorder(run_id, store)                  runs.end_lost_run(store, run_id, reason, tags) -> bool
+    registry.set_champion(store, run_id, name) -> version   links.StoreUI.of(uri) -> StoreUI
 """
 
 import logging
@@ -30,7 +30,7 @@ from fruitlab.tracking.links import StoreUI
 from fruitlab.tracking.query import SWEEP_PARENT_TAG, runs_tagged
 from fruitlab.tracking.registry import CHAMPION, set_champion
 from fruitlab.tracking.runs import RunRecorder, create_run, end_lost_run, tracked_run
-from fruitlab.tracking.store import ensure_experiment, store_root, use_store
+from fruitlab.tracking.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,9 @@ RESULTS_FILE = "optimization_results.yaml"  # in the sweep folder, as the upstre
 
 
 class SweepRecorder:
-    def __init__(self, plan: SweepPlan, tracking_uri: str) -> None:
+    def __init__(self, plan: SweepPlan, store: Store) -> None:
         self.plan = plan
-        self.uri = tracking_uri
+        self.store = store
         self.experiment_id = ""
         self.parent_id = ""
         self.parent: RunRecorder | None = None  # while the parent run is open
@@ -50,33 +50,33 @@ class SweepRecorder:
     @classmethod
     def open(cls, plan: SweepPlan) -> "SweepRecorder":
         """The recorder of the plan's MLflow store, checked to answer."""
-        return cls(plan, use_store(plan.tracking_uri))
+        return cls(plan, Store.open(plan.tracking_uri))
 
     def default_storage(self) -> str:
         """The study's storage when none is given: optuna.db beside the local MLflow store."""
-        return f"sqlite:///{store_root(self.uri) / 'optuna.db'}"
+        return f"sqlite:///{self.store.root / 'optuna.db'}"
 
     def end_stale_trial_run(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """A trial went stale (its worker was killed): end its MLflow run KILLED instead of leaving it RUNNING."""
         run_id = trial.user_attrs.get(RUN_ID_ATTR)
         if run_id:
             reason = "the worker running this trial stopped (no heartbeat)"
-            end_lost_run(self.uri, run_id, reason, {TRIAL_STATE_TAG: TrialState.FAIL.name})
+            end_lost_run(self.store, run_id, reason, {TRIAL_STATE_TAG: TrialState.FAIL.name})
         log.info("trial %d went stale (its worker stopped): it will run again", trial.number)
 
     def find_or_create_parent(self, storage_url: str) -> str:
         """The study's parent run in this store, created by the first worker. Call under the study's lock."""
-        self.experiment_id = ensure_experiment(self.plan.experiment, self.uri)
+        self.experiment_id = self.store.ensure_experiment(self.plan.experiment)
         label = storage_label(storage_url)
-        runs = runs_tagged(self.uri, self.experiment_id, SWEEP_PARENT_TAG, self.plan.study_name)
-        found = next((r.info.run_id for r in runs if r.data.tags.get(STORAGE_TAG) == label), None)
+        runs = runs_tagged(self.store, self.experiment_id, SWEEP_PARENT_TAG, self.plan.study_name)
+        found = next((r.run_id for r in runs if r.tags.get(STORAGE_TAG) == label), None)
         self.parent_id = found or self.create_parent(label)
         return self.parent_id
 
     def create_parent(self, storage: str) -> str:
         plan = self.plan
         tags = {SWEEP_PARENT_TAG: plan.study_name, STORAGE_TAG: storage, STUDY_TAG: plan.study_name}
-        parent = create_run(self.uri, self.experiment_id, plan.study_name, tags)
+        parent = create_run(self.store, self.experiment_id, plan.study_name, tags)
         parent.log_params(
             {
                 "study_name": plan.study_name,
@@ -95,7 +95,7 @@ class SweepRecorder:
     @contextmanager
     def parent_run(self) -> Iterator[None]:
         """The parent run, open meanwhile and always ended (KILLED when interrupted, FAILED on an error)."""
-        with tracked_run(self.uri, self.experiment_id, run_id=self.parent_id) as parent:
+        with tracked_run(self.store, self.experiment_id, run_id=self.parent_id) as parent:
             self.parent = parent
             yield
 
@@ -110,7 +110,7 @@ class SweepRecorder:
             tags = {TRIAL_STATE_TAG: outcome.state.name}
             if outcome.reason:
                 tags[FAIL_REASON] = outcome.reason
-            RunRecorder.of(self.uri, run_id).set_tags(tags)
+            RunRecorder(run_id, self.store).set_tags(tags)
 
     def report(self, study: optuna.Study) -> None:
         """The study's outcome on the parent run and in the results file. Call under the study's lock."""
@@ -142,7 +142,7 @@ class SweepRecorder:
             log.info("no model registered: the best trial logged no model (tracking.log_model=false)")
             return
         name = self.plan.settings.model_name or self.plan.experiment
-        version = set_champion(best.run_id, name)
+        version = set_champion(self.store, best.run_id, name)
         self.parent.set_tags({"registered_model": f"{name}@{CHAMPION} (version {version})"})
         log.info("registered model: models:/%s@%s (version %s)", name, CHAMPION, version)
 
@@ -151,7 +151,7 @@ class SweepRecorder:
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             run_id = trial.user_attrs.get(RUN_ID_ATTR)
             if run_id:
-                RunRecorder.of(self.uri, run_id).set_tags({PARETO_TAG: str(trial.number in front).lower()})
+                RunRecorder(run_id, self.store).set_tags({PARETO_TAG: str(trial.number in front).lower()})
         self.parent.set_tags({"pareto_trials": ",".join(map(str, front))})
         log.info("Pareto front: trials %s", front)
 
@@ -165,6 +165,6 @@ class SweepRecorder:
         log.info("best params and values in %s", folder / RESULTS_FILE)
 
     def log_link(self) -> None:
-        ui = StoreUI.of(self.uri)
+        ui = StoreUI.of(self.store.uri)
         serve = f" (served by: {ui.command})" if ui.command else ""
         log.info("the sweep in the MLflow UI: %s%s", ui.run_page(self.experiment_id, self.parent_id), serve)

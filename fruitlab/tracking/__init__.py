@@ -1,2 +1,2 @@
-"""The MLflow store: runs, their configs, metrics and artifacts, logged and registered models, queries. The only
-package that imports mlflow; may import data, models, plotting and config, errors, signals, console."""
+"""Everything fruitlab records in MLflow and reads back, through one `Store` handle per command (store.py); the
+only package that imports mlflow. It may import data, models, plotting, config, signals, errors and console."""

@@ -8,26 +8,34 @@ whatever its author put in it, so it is refused unless the caller opts in (--all
 """
 
 import os
+import sys
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import mlflow
 import numpy as np
 import torch
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.tracking.context import registry as run_context
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from fruitlab.errors import ModelError
 from fruitlab.tracking.runs import RunRecorder
+from fruitlab.tracking.store import Store
 
 MODEL_NAME = "model"  # what every run logs its model as
 ALLOW_PICKLE_ENV = "FRUITLAB_ALLOW_PICKLE"  # the opt-in for pickled models, for callers without --allow-pickle
 MLFLOW_PICKLE_ENV = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+# mlflow.pytorch tries its Lightning autologging module inside `except ImportError`; that module calls
+# logging.basicConfig and imports the `pytorch_lightning` package (fruitlab uses `lightning.pytorch`).
+LIGHTNING_AUTOLOG_MODULES = ("mlflow.pytorch._lightning_autolog", "pytorch_lightning")
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,23 @@ def model_uri(reference: str) -> str:
     return reference if ":/" in reference else f"runs:/{reference}/{MODEL_NAME}"
 
 
+def pytorch_flavor() -> ModuleType:
+    """MLflow's pytorch flavor, imported with its Lightning autologging module and `pytorch_lightning` made
+    unimportable meanwhile (None in sys.modules), so that its import fails harmlessly: no second Lightning
+    package loaded, no logging set up. What sys.modules held before is put back."""
+    if "mlflow.pytorch" in sys.modules:
+        return sys.modules["mlflow.pytorch"]
+    before = {name: sys.modules[name] for name in LIGHTNING_AUTOLOG_MODULES if name in sys.modules}
+    sys.modules.update(dict.fromkeys(LIGHTNING_AUTOLOG_MODULES))
+    try:
+        import mlflow.pytorch as flavor
+    finally:
+        for name in LIGHTNING_AUTOLOG_MODULES:
+            sys.modules.pop(name, None)
+        sys.modules.update(before)
+    return flavor
+
+
 def log_torch_model(
     recorder: RunRecorder,
     model: nn.Module,
@@ -54,39 +79,54 @@ def log_torch_model(
     metadata: dict,
     serialization_format: str | None = None,
 ) -> None:
-    """Log `model` as the run's `model`, with the signature of `example` and its output. `recorder`'s run must
-    be the active run (inside `tracked_run`): MLflow's model logging writes to the active run."""
-    active = mlflow.active_run()
-    if active is None or active.info.run_id != recorder.run_id:
-        raise RuntimeError("log_torch_model is called inside the tracked_run of its recorder")
+    """Log `model` as the run's `model`, with the signature of `example` and its output."""
     with torch.inference_mode():
         output = model(torch.from_numpy(example)).numpy()
-    mlflow.pytorch.log_model(
-        model,
+    flavor = pytorch_flavor()
+    model_id = new_logged_model(recorder)
+    with recorder.store.fluent():  # MLflow's model logging reads only the process-wide tracking URI
+        flavor.log_model(
+            model,
+            name=MODEL_NAME,
+            serialization_format=serialization_format,
+            signature=infer_signature(example, output),
+            input_example=example,
+            pip_requirements=flavor.get_default_pip_requirements(),
+            metadata=metadata,
+            model_id=model_id,
+            run_id=recorder.run_id,  # passed on to mlflow.models.Model.log: the run that outputs the model
+        )
+
+
+def new_logged_model(recorder: RunRecorder) -> str:
+    """Id of a new, empty MLflow 3 logged model in the experiment of `recorder`'s run, with the run's params, as
+    MLflow makes one for its active run (fruitlab has none: MLflow would pick the default experiment)."""
+    run = recorder.store.client.get_run(recorder.run_id)
+    logged = recorder.store.client.create_logged_model(
+        run.info.experiment_id,
         name=MODEL_NAME,
-        serialization_format=serialization_format,
-        signature=infer_signature(example, output),
-        input_example=example,
-        pip_requirements=mlflow.pytorch.get_default_pip_requirements(),
-        metadata=metadata,
+        source_run_id=recorder.run_id,
+        tags=run_context.resolve_tags(),
+        params=run.data.params,
     )
+    return logged.model_id
 
 
-def logged_model_uris(uri: str, experiment_id: str, run_id: str) -> list[str]:
+def logged_model_uris(store: Store, experiment_id: str, run_id: str) -> list[str]:
     """The run's model as `runs:/<run_id>/model` and as MLflow 3's `models:/<model_id>`; [] when it logged none."""
-    client = mlflow.MlflowClient(uri)
-    models = client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'")
+    models = store.client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'")
     return [f"{model_uri(run_id)}", *(f"models:/{m.model_id}" for m in models)] if models else []
 
 
-def describe_logged_model(reference: str) -> LoggedModel:
-    """What the store knows of the model `reference` names (run id, runs:/ or models:/ URI)."""
+def describe_logged_model(store: Store, reference: str) -> LoggedModel:
+    """What `store` knows of the model `reference` names (run id, runs:/ or models:/ URI)."""
     uri = model_uri(reference)
     try:
-        info = mlflow.models.get_model_info(uri)
+        with store.fluent():  # MLflow resolves runs:/ and models:/ URIs through the process-wide tracking URI
+            info = mlflow.models.get_model_info(uri)
     except (MlflowException, OSError) as error:
         raise ModelError(
-            f"cannot find model '{reference}' in {mlflow.get_tracking_uri()}: {error}. Give a run id, "
+            f"cannot find model '{reference}' in {store.uri}: {error}. Give a run id, "
             "runs:/<run_id>/model or models:/<name>@<alias>, and the store with --tracking-uri or "
             "MLFLOW_TRACKING_URI."
         ) from error
@@ -107,17 +147,19 @@ def pickle_allowed_by_env() -> bool:
     return os.environ.get(ALLOW_PICKLE_ENV, "").lower() in ("1", "true", "yes")
 
 
-def load_logged_model(model: LoggedModel, allow_pickle: bool | None = None) -> nn.Module:
+def load_logged_model(store: Store, model: LoggedModel, allow_pickle: bool | None = None) -> nn.Module:
     """The logged model as a module, by the format its files have (never by what its metadata claims): a
     `torch.export` archive through MLflow's loader with pickle refused, fruitlab's int8 TorchScript through
     torch.jit.load, a Python pickle only when `allow_pickle` (default: $FRUITLAB_ALLOW_PICKLE)."""
     allow_pickle = pickle_allowed_by_env() if allow_pickle is None else allow_pickle
+    flavor = pytorch_flavor()
     try:
-        local = Path(mlflow.artifacts.download_artifacts(model.uri))
+        with store.fluent():  # a models:/ URI resolves through the process-wide tracking URI
+            local = Path(mlflow.artifacts.download_artifacts(model.uri))
         files = local / model.data_path
         if (files / "model.pt2").is_file():
             with mlflow_pickle_setting(allowed=False):  # MLflow then checks the archive holds no pickle
-                return mlflow.pytorch.load_model(str(local), map_location="cpu")
+                return flavor.load_model(str(local), map_location="cpu")
         pickled = files / "model.pth"
         if model.quantization and is_torchscript_archive(pickled):
             return torch.jit.load(str(pickled), map_location="cpu")
@@ -128,9 +170,9 @@ def load_logged_model(model: LoggedModel, allow_pickle: bool | None = None) -> n
                 f"(or set {ALLOW_PICKLE_ENV}=1)."
             )
         with mlflow_pickle_setting(allowed=True):
-            return mlflow.pytorch.load_model(str(local), map_location="cpu")
+            return flavor.load_model(str(local), map_location="cpu")
     except (MlflowException, OSError, RuntimeError) as error:
-        raise ModelError(f"cannot load model {model.uri} from {mlflow.get_tracking_uri()}: {error}") from error
+        raise ModelError(f"cannot load model {model.uri} from {store.uri}: {error}") from error
 
 
 def is_torchscript_archive(path: Path) -> bool:
@@ -158,9 +200,10 @@ def mlflow_pickle_setting(allowed: bool) -> Iterator[None]:
             os.environ[MLFLOW_PICKLE_ENV] = previous
 
 
-def load_run_config(run_id: str) -> DictConfig:
-    """The resolved config a run was trained with (its config.yaml artifact)."""
+def load_run_config(store: Store, run_id: str) -> DictConfig:
+    """The resolved config run `run_id` of `store` was trained with (its config.yaml artifact)."""
     try:
-        return OmegaConf.create(mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml"))
-    except MlflowException as error:
+        with tempfile.TemporaryDirectory() as folder:
+            return OmegaConf.load(store.download_artifact(run_id, "config.yaml", Path(folder)))
+    except (MlflowException, OSError) as error:
         raise ModelError(f"run {run_id} has no config.yaml: it was not recorded by fruitlab ({error})") from error

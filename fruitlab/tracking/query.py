@@ -7,14 +7,13 @@ training run is one that finished with a test result; parent, data-exploration a
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mlflow
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from fruitlab.errors import ReportError
 from fruitlab.plotting import History
 from fruitlab.tracking.runs import RunRecorder, tracked_run
-from fruitlab.tracking.store import resolve_uri
+from fruitlab.tracking.store import Store
 
 PARENT_TAG = "mlflow.parentRunId"
 SWEEP_PARENT_TAG = "sweep.parent"  # a sweep's parent run, tagged with its study's name
@@ -23,17 +22,18 @@ HISTORY_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "elapsed_s"
 PAGE = 1000
 
 
-def find_run(uri: str, run_id: str) -> "RunRecord | None":
-    """The run `run_id` of the store at `uri`, or None when the store has no such run."""
+def find_run(store: Store, run_id: str) -> "RunRecord | None":
+    """The run `run_id` of `store`, or None when the store has no such run."""
     try:
-        return RunRecord.of(mlflow.MlflowClient(uri).get_run(run_id))
+        return RunRecord.of(store.client.get_run(run_id))
     except MlflowException:
         return None
 
 
-def runs_tagged(uri: str, experiment_id: str, key: str, value: str, limit: int = 10) -> list[Run]:
-    """Runs of the experiment whose tag `key` is `value` (no quote in `value`)."""
-    return mlflow.MlflowClient(uri).search_runs([experiment_id], f"tags.`{key}` = '{value}'", max_results=limit)
+def runs_tagged(store: Store, experiment_id: str, key: str, value: str, limit: int = 10) -> "list[RunRecord]":
+    """Runs of the experiment whose tag `key` is `value` (no quote in `value`), latest first."""
+    runs = store.client.search_runs([experiment_id], f"tags.`{key}` = '{value}'", max_results=limit)
+    return [RunRecord.of(run) for run in runs]
 
 
 @dataclass(frozen=True)
@@ -80,32 +80,23 @@ class RunRecord:
 class StoreReader:
     """Reads one store: what reports are made from."""
 
-    def __init__(self, uri: str) -> None:
-        self.uri = uri
-        self.client = mlflow.MlflowClient(uri)
-
-    @classmethod
-    def open(cls, store: str | None) -> "StoreReader":
-        """The store `store` names (resolved as every command resolves it); a local store must exist."""
-        uri = store or resolve_uri(None)
-        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).expanduser().is_file():
-            raise ReportError(f"no MLflow store at {uri}: train first, or pass --store URI")
-        return cls(resolve_uri(uri))
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     def select_experiment(self, name: str) -> Selection:
-        experiment = self.client.get_experiment_by_name(name)
+        experiment = self.store.client.get_experiment_by_name(name)
         if experiment is None:
-            known = ", ".join(e.name for e in self.client.search_experiments()) or "none"
+            known = ", ".join(e.name for e in self.store.client.search_experiments()) or "none"
             raise ReportError(f"no experiment named '{name}' in the store; experiments: {known}")
         return Selection(experiment.experiment_id, name)
 
     def select_sweep(self, id_or_name: str) -> Selection:
         """The parent run with this id, else the latest run with this name."""
         try:
-            run = self.client.get_run(id_or_name)
+            run = self.store.client.get_run(id_or_name)
         except MlflowException:
-            experiments = [e.experiment_id for e in self.client.search_experiments()]
-            named = self.client.search_runs(
+            experiments = [e.experiment_id for e in self.store.client.search_experiments()]
+            named = self.store.client.search_runs(
                 experiments, f"tags.`mlflow.runName` = '{id_or_name}'", max_results=1, order_by=["start_time DESC"]
             )
             if not named:
@@ -120,7 +111,7 @@ class StoreReader:
         runs: list[RunRecord] = []
         token = None
         while True:
-            page = self.client.search_runs([experiment_id], max_results=PAGE, page_token=token)
+            page = self.store.client.search_runs([experiment_id], max_results=PAGE, page_token=token)
             runs += [RunRecord.of(run) for run in page]
             token = page.token
             if not token:
@@ -144,7 +135,7 @@ class StoreReader:
         """Per-epoch metrics of a run (step = epoch) as {name: [(epoch, value), ...]}."""
         history: dict[str, list[tuple[int, float]]] = {}
         for name in names:
-            points = sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, name))
+            points = sorted((m.step, m.value) for m in self.store.client.get_metric_history(run_id, name))
             if points:
                 history[name] = points
         return history
@@ -153,9 +144,9 @@ class StoreReader:
         """Log `folder` under `report/` of the sweep's parent run, or of a new report run of the experiment;
         return the run's id."""
         if selection.parent_run_id:
-            RunRecorder(selection.parent_run_id, self.client).log_artifacts(folder, "report")
+            RunRecorder(selection.parent_run_id, self.store).log_artifacts(folder, "report")
             return selection.parent_run_id
-        with tracked_run(self.uri, selection.experiment_id, f"report-{selection.title}") as recorder:
+        with tracked_run(self.store, selection.experiment_id, f"report-{selection.title}") as recorder:
             recorder.set_tags({"fruitlab.kind": "report"})
             recorder.log_artifacts(folder, "report")
         return recorder.run_id

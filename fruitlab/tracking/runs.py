@@ -10,24 +10,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mlflow
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
-from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+from mlflow.tracking.context import registry as run_context
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_PARENT_RUN_ID
 from omegaconf import DictConfig, OmegaConf
 
 from fruitlab.errors import RunInterrupted, TrackingError
-from fruitlab.tracking.store import (
-    StoreFile,
-    activate_store,
-    checkpoint_dir,
-    config_copy,
-    is_store_fault,
-    is_write_conflict,
-    store_failure,
-)
+from fruitlab.tracking.store import Store, StoreFile, is_store_fault, is_write_conflict
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter value
 BATCH = 100  # MLflow's limit on parameters per log_batch call
@@ -52,55 +44,49 @@ class RunRecorder:
     """Writes to one run of one store; handed to the code that has something to record."""
 
     run_id: str
-    client: mlflow.MlflowClient = field(repr=False)
-    config_copy: Path | None = None  # where log_config keeps a copy of the config on this machine
-    store_file: StoreFile | None = None  # a SQLite store's file, checked before each epoch's metrics
+    store: Store = field(repr=False)
+    store_file: StoreFile | None = None  # a running run's SQLite store file, checked before each epoch's metrics
 
     def check_store(self) -> None:
         if self.store_file is not None:
             self.store_file.check()
 
-    @classmethod
-    def of(cls, uri: str, run_id: str) -> "RunRecorder":
-        """A recorder for an existing run of the store at `uri` (MLflow's active run or not)."""
-        return cls(run_id, mlflow.MlflowClient(uri), config_copy(uri, run_id), StoreFile.of(uri))
-
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         """All of `metrics` in one request (one store transaction)."""
         self.check_store()
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+        self.store.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
     def log_params(self, params: Mapping[str, object]) -> None:
         items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
         for start in range(0, len(items), BATCH):
-            self.client.log_batch(self.run_id, params=items[start : start + BATCH])
+            self.store.client.log_batch(self.run_id, params=items[start : start + BATCH])
 
     def set_tags(self, tags: Mapping[str, object]) -> None:
         for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, str(value)[:MAX_PARAM_LENGTH])
+            self.store.client.set_tag(self.run_id, key, str(value)[:MAX_PARAM_LENGTH])
 
     def delete_tag(self, key: str) -> None:
-        self.client.delete_tag(self.run_id, key)
+        self.store.client.delete_tag(self.run_id, key)
 
     def log_text(self, text: str, path: str) -> None:
-        self.client.log_text(self.run_id, text, path)
+        self.store.client.log_text(self.run_id, text, path)
 
     def log_dict(self, data: Mapping, path: str) -> None:
-        self.client.log_dict(self.run_id, dict(data), path)
+        self.store.client.log_dict(self.run_id, dict(data), path)
 
     def log_figure(self, figure: Figure, path: str, **save_kwargs: object) -> None:
         """Log the figure as an image and close it."""
         try:
-            self.client.log_figure(self.run_id, figure, path, save_kwargs=save_kwargs or None)
+            self.store.client.log_figure(self.run_id, figure, path, save_kwargs=save_kwargs or None)
         finally:
             plt.close(figure)
 
     def log_artifact(self, file: Path, folder: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(file), folder)
+        self.store.client.log_artifact(self.run_id, str(file), folder)
 
     def log_artifacts(self, folder: Path, path: str | None = None) -> None:
-        self.client.log_artifacts(self.run_id, str(folder), path)
+        self.store.client.log_artifacts(self.run_id, str(folder), path)
 
     def log_inputs(self, inputs: Iterable[InputData]) -> None:
         """Record the datasets the run read, each with its role as MLflow's dataset context."""
@@ -112,7 +98,7 @@ class RunRecorder:
             datasets.append(DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, data.context)]))
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                self.client.log_inputs(self.run_id, datasets=datasets)
+                self.store.client.log_inputs(self.run_id, datasets=datasets)
                 return
             except Exception as error:  # a parallel run inserted the same dataset first: its row is found now
                 if not is_write_conflict(error) or attempt == WRITE_ATTEMPTS - 1:
@@ -124,101 +110,106 @@ class RunRecorder:
         resolved = OmegaConf.to_container(cfg, resolve=True)
         settings = {key: value for key, value in resolved.items() if key not in UNLOGGED_KEYS}
         text = OmegaConf.to_yaml(settings)
-        if self.config_copy is not None:
-            self.config_copy.parent.mkdir(parents=True, exist_ok=True)
-            self.config_copy.write_text(text)
+        copy = self.store.config_copy(self.run_id)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(text)
         self.log_params(flatten(settings))
         self.log_text(text, "config.yaml")
 
 
 @contextmanager
 def tracked_run(
-    uri: str,
+    store: Store,
     experiment_id: str,
     run_name: str | None = None,
     parent_run_id: str | None = None,
     run_id: str | None = None,
 ) -> Iterator[RunRecorder]:
-    """Start (or reopen `run_id`) a run in the store at `uri` and always end it: FINISHED, KILLED on Ctrl-C or
-    SIGTERM, FAILED with the reason as the `error` tag otherwise. A run is never left RUNNING. The run is also
-    MLflow's active run meanwhile, which MLflow's model-logging functions write to.
+    """Start a run of `store` (a child of `parent_run_id` when given; nothing else nests it), or reopen `run_id`,
+    and always end it: FINISHED, KILLED on Ctrl-C or SIGTERM, FAILED with the reason as the `error` tag
+    otherwise. A run is never left RUNNING.
 
     A store that fails during the run (deleted, locked, unreachable) ends it with a TrackingError naming the run
     and the folder of its checkpoints and config, which stay on disk."""
-    activate_store(uri)
     try:
-        active = mlflow.start_run(
-            run_id=run_id,
-            experiment_id=None if run_id else experiment_id,
-            run_name=run_name,
-            parent_run_id=parent_run_id,
-            nested=mlflow.active_run() is not None,
-        )
+        run_id = reopen_run(store, run_id) if run_id else new_run(store, experiment_id, run_name, parent_run_id)
     except Exception as error:
         if is_store_fault(error):
-            raise store_failure(uri, error) from error
+            raise store.failure(error) from error
         raise
-    recorder = RunRecorder.of(uri, active.info.run_id)
+    recorder = RunRecorder(run_id, store, StoreFile.of(store.uri))
     try:
         yield recorder
     except (KeyboardInterrupt, RunInterrupted) as interruption:
-        end_run(uri, recorder, "KILLED", str(interruption) or "interrupted")
+        end_run(recorder, "KILLED", str(interruption) or "interrupted")
         if isinstance(interruption, RunInterrupted):
             interruption.run_id = recorder.run_id
         raise
     except BaseException as error:
         if is_store_fault(error):
-            raise lost_run(uri, recorder, error) from error
-        end_run(uri, recorder, "FAILED", f"{type(error).__name__}: {error}")
+            raise lost_run(recorder, error) from error
+        end_run(recorder, "FAILED", f"{type(error).__name__}: {error}")
         raise
     else:
-        end_run(uri, recorder, "FINISHED")
+        end_run(recorder, "FINISHED")
 
 
-def end_run(uri: str, recorder: RunRecorder, status: str, error: str | None = None) -> None:
-    """End the active run with `status` (and the reason as its `error` tag)."""
+def new_run(store: Store, experiment_id: str, run_name: str | None, parent_run_id: str | None) -> str:
+    """A RUNNING run with the tags MLflow gives the runs it starts (user, source, its git commit)."""
+    tags = {MLFLOW_PARENT_RUN_ID: parent_run_id} if parent_run_id else {}
+    run = store.client.create_run(experiment_id, run_name=run_name, tags=run_context.resolve_tags(tags))
+    return run.info.run_id
+
+
+def reopen_run(store: Store, run_id: str) -> str:
+    store.client.update_run(run_id, status="RUNNING")
+    return run_id
+
+
+def end_run(recorder: RunRecorder, status: str, error: str | None = None) -> None:
+    """End the run with `status` (and the reason as its `error` tag)."""
     try:
         recorder.check_store()
         if error is not None:
             recorder.set_tags({"error": error})
-        mlflow.end_run(status)
+        recorder.store.client.set_terminated(recorder.run_id, status)
     except Exception as fault:
         if is_store_fault(fault):
-            raise lost_run(uri, recorder, fault) from fault
+            raise lost_run(recorder, fault) from fault
         raise
 
 
-def lost_run(uri: str, recorder: RunRecorder, fault: BaseException) -> TrackingError:
+def lost_run(recorder: RunRecorder, fault: BaseException) -> TrackingError:
     """The one line for a run whose store failed under it; nothing on disk is deleted."""
+    store = recorder.store
     store_log = logging.getLogger("mlflow.store")  # it would print a traceback of the failure we report here
     level = store_log.level
     store_log.setLevel(logging.CRITICAL)
     try:
-        with contextlib.suppress(Exception):  # the store may not take even this: the run leaves MLflow's stack
-            mlflow.end_run("FAILED")
+        with contextlib.suppress(Exception):  # the store may not take even this
+            recorder.store.client.set_terminated(recorder.run_id, "FAILED")
     finally:
         store_log.setLevel(level)
     return TrackingError(
-        f"run {recorder.run_id} ended because its store failed ({str(store_failure(uri, fault)).rstrip('.')}). "
-        f"Nothing was deleted: its checkpoints are in {checkpoint_dir(uri, recorder.run_id)} and its config in "
-        f"{recorder.config_copy}; with the store back, resume it with resume={recorder.run_id}."
+        f"run {recorder.run_id} ended because its store failed ({str(store.failure(fault)).rstrip('.')}). "
+        f"Nothing was deleted: its checkpoints are in {store.checkpoint_dir(recorder.run_id)} and its config in "
+        f"{store.config_copy(recorder.run_id)}; with the store back, resume it with resume={recorder.run_id}."
     )
 
 
-def create_run(uri: str, experiment_id: str, run_name: str, tags: Mapping[str, str]) -> RunRecorder:
+def create_run(store: Store, experiment_id: str, run_name: str, tags: Mapping[str, str]) -> RunRecorder:
     """A new run that stays open after this call (a sweep's parent, ended by its last `tracked_run`)."""
-    client = mlflow.MlflowClient(uri)
-    return RunRecorder(client.create_run(experiment_id, run_name=run_name, tags=dict(tags)).info.run_id, client)
+    return RunRecorder(store.client.create_run(experiment_id, run_name=run_name, tags=dict(tags)).info.run_id, store)
 
 
-def end_lost_run(uri: str, run_id: str, reason: str, tags: Mapping[str, str]) -> bool:
+def end_lost_run(store: Store, run_id: str, reason: str, tags: Mapping[str, str]) -> bool:
     """End a run left RUNNING by a process that died: KILLED, with `reason` as its `error` tag and `tags`.
     Returns whether it was still running."""
-    recorder = RunRecorder.of(uri, run_id)
-    if recorder.client.get_run(run_id).info.status != "RUNNING":
+    recorder = RunRecorder(run_id, store)
+    if recorder.store.client.get_run(run_id).info.status != "RUNNING":
         return False
     recorder.set_tags({**tags, "error": reason})
-    recorder.client.set_terminated(run_id, "KILLED")
+    recorder.store.client.set_terminated(run_id, "KILLED")
     return True
 
 

@@ -1,9 +1,18 @@
-"""Where runs are recorded: the one rule that resolves the MLflow tracking store, its local root and experiments."""
+"""Where runs are recorded: the one rule that resolves the MLflow tracking store's URI, and `Store`, the handle
+every read and write of fruitlab goes through (made once per command, handed down).
+
+Nothing here relies on MLflow's process-wide tracking URI: a store's client is bound to its URI. MLflow's fluent
+functions that read only the process-wide URI (logging and describing a model) run inside `Store.fluent()`,
+which points that URI at the store for one block, under a lock, and restores it.
+"""
 
 import os
 import re
 import sqlite3
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
@@ -19,25 +28,47 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"
 LOCK_TIMEOUT_S = 15  # how long a SQLite store may stay locked by another process before that is reported
 CREDENTIALS = "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+# MLflow's fluent functions read one process-wide tracking URI: the stores of one process take turns holding it.
+FLUENT_LOCK = threading.RLock()
 
 
-def resolve_uri(uri: str | None = None) -> str:
-    """The tracking store, by one rule for every command: `uri` when given, else $MLFLOW_TRACKING_URI, else
-    sqlite:///mlruns/mlflow.db in the working directory. A relative SQLite path is made absolute (and its
-    folder created) so that the store does not depend on the working directory of whoever opens it later."""
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+def resolve_uri(uri: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """The tracking store, by one rule for every command: `uri` when given, else $MLFLOW_TRACKING_URI (read from
+    `environ`, default os.environ), else sqlite:///mlruns/mlflow.db in the working directory. A relative SQLite
+    path is made absolute, so that the store does not depend on the working directory of whoever opens it
+    later. Pure: nothing is created or contacted."""
+    environ = os.environ if environ is None else environ
+    uri = uri or environ.get(TRACKING_URI_ENV) or DEFAULT_URI
     if uri.startswith("sqlite:///"):
-        path = Path(uri.removeprefix("sqlite:///"))
-        path = path.expanduser().resolve()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise TrackingError(
-                f"cannot create the MLflow store folder {path.parent} for tracking.uri={uri} "
-                f"({error.strerror}); choose a writable path."
-            ) from error
-        return f"sqlite:///{path}"
+        return f"sqlite:///{Path(uri.removeprefix('sqlite:///')).expanduser().resolve()}"
     return uri
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a SQLite store, None for a server or another database."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def store_root(uri: str) -> Path:
+    """The local folder that holds the files of the store at `uri` (checkpoints, config copies, a sweep's Optuna
+    storage): the SQLite file's folder, else ./mlruns."""
+    path = sqlite_path(uri)
+    return path.parent if path is not None else DEFAULT_STORE.resolve()
+
+
+def make_store_folder(uri: str) -> None:
+    """Create the folder of a SQLite store's file (its first write creates the file)."""
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise TrackingError(
+            f"cannot create the MLflow store folder {path.parent} for tracking.uri={uri} "
+            f"({error.strerror}); choose a writable path."
+        ) from error
 
 
 def check_reachable(uri: str) -> None:
@@ -187,11 +218,6 @@ def _connect_timeout(uri: str) -> dict[str, int]:
     return {"connect_timeout": REACH_TIMEOUT_S} if uri.startswith(("postgresql", "mysql")) else {}
 
 
-def checkpoint_dir(uri: str, run_id: str) -> Path:
-    """Where the checkpoints of run `run_id` live: `<store>/checkpoints/<run_id>`."""
-    return store_root(uri) / "checkpoints" / run_id
-
-
 @dataclass(frozen=True)
 class StoreFile:
     """A SQLite store's file as it was when a run started. SQLite keeps writing to a file deleted under it, so a
@@ -215,58 +241,83 @@ class StoreFile:
             raise sqlite3.OperationalError(f"its file {self.path} was deleted or replaced during the run")
 
 
-def config_copy(uri: str, run_id: str) -> Path:
-    """Where a copy of run `run_id`'s config is kept on this machine: `<store>/configs/<run_id>.yaml`."""
-    return store_root(uri) / "configs" / f"{run_id}.yaml"
-
-
-def store_root(uri: str) -> Path:
-    """The local folder that holds this store's files: the SQLite file's folder, else ./mlruns."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri.removeprefix("sqlite:///")).parent
-    return DEFAULT_STORE.resolve()
-
-
 def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "experiment"
 
 
-def use_store(uri: str | None) -> str:
-    """Resolve the store, check that it answers and make it the store MLflow's model and artifact functions
-    write to; the only place fruitlab sets MLflow's process-wide tracking URI. Returns the resolved URI."""
-    resolved = resolve_uri(uri)
-    check_reachable(resolved)
-    activate_store(resolved)
-    return resolved
+@dataclass(frozen=True)
+class Store:
+    """One MLflow tracking store: its resolved URI, its local folder, its experiments, and the client bound to its
+    URI through which tracking's modules read and write it (callers outside tracking use methods, never it)."""
 
+    uri: str
+    client: mlflow.MlflowClient = field(repr=False, compare=False)
 
-def activate_store(uri: str) -> None:
-    """Make `uri` the store MLflow's fluent functions (start_run, log_model) write to."""
-    if mlflow.get_tracking_uri() != uri:
-        mlflow.set_tracking_uri(uri)
+    @classmethod
+    def open(cls, uri: str | None = None, existing: bool = False) -> "Store":
+        """The store `uri` names, resolved by `resolve_uri`. A store to write is checked to answer (a local one
+        to be writable, its folder created); with `existing` (a reader), a local store must exist already."""
+        resolved = resolve_uri(uri)
+        path = sqlite_path(resolved)
+        if existing:
+            if path is not None and not path.is_file():
+                raise TrackingError(f"no MLflow store at {resolved}: train first, or name the store holding the runs")
+        else:
+            make_store_folder(resolved)
+            check_reachable(resolved)
+        # The store's Model Registry is the store itself (MLflow would otherwise read the process-wide default).
+        return cls(resolved, mlflow.MlflowClient(resolved, registry_uri=resolved))
 
+    @property
+    def root(self) -> Path:
+        return store_root(self.uri)
 
-def ensure_experiment(name: str, uri: str) -> str:
-    """Id of experiment `name`, created if needed, as a model-training experiment (MLflow 3's experiment-kind
-    tag; an existing experiment is left as it is). Local stores keep its artifacts under <store>/artifacts;
-    a tracking server chooses its own artifact root."""
-    client = mlflow.MlflowClient(uri)
-    try:
-        experiment = client.get_experiment_by_name(name)
-        if experiment is not None:
-            return experiment.experiment_id
-        location = None
-        if uri.startswith("sqlite:///"):
-            location = (store_root(uri) / "artifacts" / slug(name)).as_uri()
+    def checkpoint_dir(self, run_id: str) -> Path:
+        """Where the checkpoints of run `run_id` live: `<root>/checkpoints/<run_id>`."""
+        return self.root / "checkpoints" / run_id
+
+    def config_copy(self, run_id: str) -> Path:
+        """Where a copy of run `run_id`'s config is kept on this machine: `<root>/configs/<run_id>.yaml`."""
+        return self.root / "configs" / f"{run_id}.yaml"
+
+    def failure(self, error: BaseException) -> TrackingError:
+        return store_failure(self.uri, error)
+
+    def ensure_experiment(self, name: str) -> str:
+        """Id of experiment `name`, created if needed, as a model-training experiment (MLflow 3's experiment-kind
+        tag; an existing experiment is left as it is). Local stores keep its artifacts under <root>/artifacts;
+        a tracking server chooses its own artifact root."""
         try:
-            return client.create_experiment(
-                name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
-            )
-        except MlflowException as error:  # created meanwhile by a concurrent worker
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is not None:
+                return experiment.experiment_id
+            location = (self.root / "artifacts" / slug(name)).as_uri() if sqlite_path(self.uri) else None
+            try:
+                return self.client.create_experiment(
+                    name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
+                )
+            except MlflowException as error:  # created meanwhile by a concurrent worker
+                if is_store_fault(error):
+                    raise
+                return self.client.get_experiment_by_name(name).experiment_id
+        except Exception as error:
             if is_store_fault(error):
-                raise
-            return client.get_experiment_by_name(name).experiment_id
-    except Exception as error:
-        if is_store_fault(error):
-            raise store_failure(uri, error) from error
-        raise
+                raise self.failure(error) from error
+            raise
+
+    def download_artifact(self, run_id: str, path: str, folder: Path) -> Path:
+        """The run's artifact `path`, downloaded into `folder`."""
+        return Path(self.client.download_artifacts(run_id, path, str(folder)))
+
+    @contextmanager
+    def fluent(self) -> Iterator[None]:
+        """MLflow's fluent functions write to and read from this store inside the block: its URI is MLflow's
+        process-wide tracking URI meanwhile (other threads' fluent blocks wait), and the previous one after."""
+        with FLUENT_LOCK:
+            # MLflow mirrors its process-wide URI in $MLFLOW_TRACKING_URI: that is what is restored.
+            previous = os.environ.get(TRACKING_URI_ENV)
+            mlflow.set_tracking_uri(self.uri)
+            try:
+                yield
+            finally:
+                mlflow.set_tracking_uri(previous)  # None: unset, as before

@@ -1,5 +1,5 @@
 """Stratified K-fold cross-validation (`cv.folds=K`): one parent run, one nested child run per fold, each
-fold trained by the same pieces as `fit`.
+fold trained by the same pieces as `fit` (training/loop.py).
 
 The folds split the whole training folder (the train and validation splits of a normal run together) with
 scikit-learn's StratifiedKFold, seeded by `seed`. Fold k trains on the other K-1 folds and validates on
@@ -24,8 +24,9 @@ from fruitlab.data.base import ImageTensors, TensorImageDataModule
 from fruitlab.errors import ConfigError
 from fruitlab.plotting import History
 from fruitlab.tracking.runs import RunRecorder, tracked_run
-from fruitlab.tracking.store import checkpoint_dir, ensure_experiment, use_store
-from fruitlab.training.fit import (
+from fruitlab.tracking.store import Store
+from fruitlab.training.hooks import FitResult, TrainingHooks
+from fruitlab.training.loop import (
     build_module,
     default_run_name,
     experiment_name,
@@ -33,7 +34,6 @@ from fruitlab.training.fit import (
     prepare_data,
     train,
 )
-from fruitlab.training.hooks import FitResult, TrainingHooks
 from fruitlab.training.record import record_config, record_setup
 from fruitlab.training.transfer import apply_transfer
 
@@ -56,7 +56,6 @@ def run_fold(
     fold: int,
     parent: RunRecorder,
     experiment_id: str,
-    uri: str,
     hooks: TrainingHooks | None,
     overrides: Sequence[str],
 ) -> tuple[dict[str, float], History]:
@@ -64,11 +63,12 @@ def run_fold(
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = build_module(cfg, datamodule)
     run_name = f"{parent_name(cfg)}-fold{fold}"
-    with tracked_run(uri, experiment_id, run_name, parent.run_id) as recorder:
+    store = parent.store
+    with tracked_run(store, experiment_id, run_name, parent.run_id) as recorder:
         record_setup(recorder, cfg, datamodule, module, overrides)
         recorder.log_params({"cv.fold": fold})
         apply_transfer(recorder, cfg.model, module.classifier.backbone)
-        training = train(cfg, module, datamodule, checkpoint_dir(uri, recorder.run_id), recorder, hooks)
+        training = train(cfg, module, datamodule, store.checkpoint_dir(recorder.run_id), recorder, hooks)
         training.trainer.validate(module, datamodule=datamodule, ckpt_path="best", verbose=False, weights_only=True)
         scores = training.trainer.callback_metrics
         metrics = {
@@ -120,17 +120,19 @@ def pooled_training_split(datamodule: TensorImageDataModule, folds: int) -> Imag
     return pool
 
 
-def cross_validate(cfg: DictConfig, hooks: TrainingHooks | None = None, overrides: Sequence[str] = ()) -> FitResult:
-    """Run `cv.folds` child runs under one parent run; the objective is the mean of best_<objective.metric>."""
+def cross_validate(
+    cfg: DictConfig, store: Store, hooks: TrainingHooks | None = None, overrides: Sequence[str] = ()
+) -> FitResult:
+    """Run `cv.folds` child runs under one parent run of `store`; the objective is the mean of
+    best_<objective.metric>. `overrides`: the command's, recorded with the runs."""
     folds = check_cv_config(cfg)
-    uri = use_store(cfg.tracking.uri)  # before the data is loaded, so that a wrong address fails at once
     datamodule = prepare_data(cfg)
     pool = pooled_training_split(datamodule, folds)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
     splits = splitter.split(np.zeros(len(pool.labels)), pool.labels)  # only the labels matter
 
-    experiment_id = ensure_experiment(experiment_name(cfg), uri)
-    with tracked_run(uri, experiment_id, parent_name(cfg), cfg.tracking.get("parent_run_id")) as recorder:
+    experiment_id = store.ensure_experiment(experiment_name(cfg))
+    with tracked_run(store, experiment_id, parent_name(cfg), cfg.tracking.get("parent_run_id")) as recorder:
         if hooks:
             hooks.run_started(recorder)
         record_config(recorder, cfg, datamodule, overrides)
@@ -140,7 +142,7 @@ def cross_validate(cfg: DictConfig, hooks: TrainingHooks | None = None, override
             rule = ("cv", folds, cfg.seed, fold)
             fold_data = fold_datamodule(datamodule, pool, train_index, val_index, rule)
             metrics, histories[f"fold {fold}"] = run_fold(
-                cfg, fold_data, fold, recorder, experiment_id, uri, hooks, overrides
+                cfg, fold_data, fold, recorder, experiment_id, hooks, overrides
             )
             results.append(metrics)
             if hooks and hooks.stopped_early():

@@ -7,25 +7,25 @@ from omegaconf import DictConfig, OmegaConf
 from fruitlab.errors import ConfigError
 from fruitlab.tracking.query import RunRecord, find_run
 from fruitlab.tracking.runs import MAX_PARAM_LENGTH, UNLOGGED_KEYS, flatten
-from fruitlab.tracking.store import checkpoint_dir
+from fruitlab.tracking.store import Store
 
 LAST_CHECKPOINT = "last.ckpt"  # ModelCheckpoint(save_last=True) writes it at the end of every epoch
 # Settings that may differ between the interrupted command and the resuming one: they do not change results.
 MAY_DIFFER = ("resume", "verbose", "trainer.enable_progress_bar", "data.cache_dir")
 
 
-def last_checkpoint(uri: str, run_id: str) -> Path | None:
+def last_checkpoint(store: Store, run_id: str) -> Path | None:
     """The run's checkpoint at its last completed epoch, or None when no epoch completed."""
-    path = checkpoint_dir(uri, run_id) / LAST_CHECKPOINT
+    path = store.checkpoint_dir(run_id) / LAST_CHECKPOINT
     return path if path.is_file() else None
 
 
-def resumable_run(cfg: DictConfig, uri: str) -> RunRecord:
-    """The run `cfg.resume` names, after checking that it can be continued with this config."""
+def resumable_run(cfg: DictConfig, store: Store) -> RunRecord:
+    """The run `cfg.resume` names in `store`, after checking that it can be continued with this config."""
     run_id = str(cfg.resume)
-    run = find_run(uri, run_id)
+    run = find_run(store, run_id)
     if run is None:
-        raise ConfigError(f"resume={run_id}: no such run in tracking.uri={uri}; give the id of a run there.")
+        raise ConfigError(f"resume={run_id}: no such run in tracking.uri={store.uri}; give the id of a run there.")
     if run.status == "FINISHED":
         raise ConfigError(f"resume={run_id}: that run FINISHED; there is nothing to resume. Start a new run instead.")
     differences = config_differences(cfg, run.params)

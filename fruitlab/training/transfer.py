@@ -1,7 +1,7 @@
 """Transfer learning: start a network from another run's weights and train only its last layers.
 
 `model.init_from` says where the weights come from:
-- a run id (32 hex digits): the model that run logged (`runs:/<id>/model`) in the current tracking store;
+- a run id (32 hex digits): the model that run logged (`runs:/<id>/model`) in the run's own store;
 - an MLflow model URI: `models:/NAME@ALIAS`, `models:/NAME/VERSION` or `runs:/<id>/<path>`;
 - a checkpoint file: a Lightning checkpoint of a fruitlab run (`<store>/checkpoints/<run_id>/*.ckpt`) or a
   state dict saved with `torch.save`.
@@ -31,6 +31,7 @@ from torch import nn
 from fruitlab.errors import ConfigError, ModelError
 from fruitlab.tracking.logged_models import describe_logged_model, load_logged_model
 from fruitlab.tracking.runs import RunRecorder
+from fruitlab.tracking.store import Store
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 MODEL_URI_SCHEMES = ("models:/", "runs:/")
@@ -58,12 +59,12 @@ def backbone_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     return tensors
 
 
-def load_source(init_from: str) -> SourceWeights:
-    """Read the weights `init_from` names (see the module's docstring)."""
+def load_source(store: Store, init_from: str) -> SourceWeights:
+    """Read the weights `init_from` names (see the module's docstring), a logged model from `store`."""
     if RUN_ID.fullmatch(init_from):
-        return _from_model_uri(f"runs:/{init_from}/model", init_from)
+        return _from_model_uri(store, f"runs:/{init_from}/model", init_from)
     if init_from.startswith(MODEL_URI_SCHEMES):
-        return _from_model_uri(init_from, init_from)
+        return _from_model_uri(store, init_from, init_from)
     path = Path(init_from).expanduser()
     if path.is_file():
         return _from_checkpoint(path.resolve())
@@ -73,10 +74,10 @@ def load_source(init_from: str) -> SourceWeights:
     )
 
 
-def _from_model_uri(uri: str, given: str) -> SourceWeights:
+def _from_model_uri(store: Store, uri: str, given: str) -> SourceWeights:
     try:
-        logged = describe_logged_model(uri)
-        model = load_logged_model(logged)
+        logged = describe_logged_model(store, uri)
+        model = load_logged_model(store, logged)
     except ModelError as error:
         raise ConfigError(
             f"model.init_from={given}: {str(error).rstrip('.')}; for a run logged with tracking.log_model=false, "
@@ -162,7 +163,7 @@ def apply_transfer(recorder: RunRecorder, model_cfg: DictConfig, network: nn.Mod
     `trainable_parameters` and `frozen_parameters`. Does nothing when neither is set."""
     tags: dict[str, str] = {}
     if model_cfg.init_from:
-        source = load_source(str(model_cfg.init_from))
+        source = load_source(recorder.store, str(model_cfg.init_from))
         reinitialized = copy_weights(network, source)
         tags |= {"init_from": source.reference, "reinitialized": ", ".join(reinitialized) or "none"}
         if source.run_id:

@@ -1,0 +1,112 @@
+"""The pieces every training run is made of, whether one fit (fit.py) or a fold of cross-validation (cv.py):
+seeded data, the Lightning module, the trainer's fit with its callbacks, and the learning curves."""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig
+
+from fruitlab.data import build_datamodule
+from fruitlab.data.augment import build_augmentation
+from fruitlab.data.base import TensorImageDataModule
+from fruitlab.models import build_classifier
+from fruitlab.plotting import History, learning_curves
+from fruitlab.tracking.epoch_logger import EpochMetricsLogger
+from fruitlab.tracking.runs import RunRecorder
+from fruitlab.training.callbacks import FiniteLossGuard, RngStateInCheckpoint, progress_bars
+from fruitlab.training.hooks import TrainingHooks
+from fruitlab.training.module import ClassifierModule
+from fruitlab.training.speed import wants_channels_last
+from fruitlab.training.stopping import build_early_stopping
+
+
+@dataclass
+class Training:
+    """A finished `trainer.fit` and what it produced."""
+
+    trainer: pl.Trainer
+    checkpoint: ModelCheckpoint  # its best_model_score is the objective
+    history: History  # per-epoch metrics, as logged
+    fit_time_s: float
+
+    @property
+    def objective(self) -> float:
+        return float(self.checkpoint.best_model_score)
+
+    def last_epoch_metrics(self) -> dict[str, float]:
+        return {name: points[-1][1] for name, points in self.history.items() if points}
+
+
+def build_module(cfg: DictConfig, datamodule: TensorImageDataModule) -> ClassifierModule:
+    classifier = build_classifier(
+        cfg.model, datamodule.num_classes, datamodule.model_input_shape, datamodule.input_transform()
+    )
+    return ClassifierModule(
+        classifier,
+        datamodule.num_classes,
+        cfg.lr,
+        cfg.optim,
+        cfg.scheduler,
+        monitor=cfg.objective.metric,
+        augment=build_augmentation(cfg.get("augment")),
+        channels_last=wants_channels_last(cfg.channels_last, classifier, accelerator_of(cfg)),
+    )
+
+
+def accelerator_of(cfg: DictConfig) -> str:
+    """The device type the trainer will pick: `trainer.accelerator`, with auto resolved as Lightning does."""
+    accelerator = str(cfg.trainer.accelerator)
+    if accelerator == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return accelerator
+
+
+def prepare_data(cfg: DictConfig) -> TensorImageDataModule:
+    """Seed everything and load the data, split."""
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    datamodule.setup("fit")
+    return datamodule
+
+
+def experiment_name(cfg: DictConfig) -> str:
+    return cfg.tracking.experiment or cfg.data.name
+
+
+def default_run_name(cfg: DictConfig) -> str:
+    return f"{cfg.model.name}-{cfg.optim.name}-lr{cfg.lr:g}"
+
+
+def train(
+    cfg: DictConfig,
+    module: ClassifierModule,
+    datamodule: TensorImageDataModule,
+    directory: Path | None,
+    recorder: RunRecorder | None,
+    hooks: TrainingHooks | None = None,
+    resume_from: Path | None = None,
+) -> Training:
+    """Fit (from `resume_from` if given), keeping checkpoints in `directory` (None on the other processes of a
+    multi-process run, which get the first process's from Lightning). Checkpoints load as plain tensors;
+    `last.ckpt` is written after each epoch's metrics are logged."""
+    mode = "min" if cfg.objective.direction == "minimize" else "max"
+    checkpoint = ModelCheckpoint(
+        dirpath=directory, monitor=cfg.objective.metric, mode=mode, save_last=True, save_on_train_epoch_end=True
+    )
+    metrics_logger = EpochMetricsLogger(recorder)
+    callbacks = [checkpoint, metrics_logger, RngStateInCheckpoint(), FiniteLossGuard(), *progress_bars(cfg)]
+    callbacks += hooks.callbacks() if hooks else []
+    if (early_stopping := build_early_stopping(cfg.get("early_stopping"), recorder)) is not None:
+        callbacks.append(early_stopping)
+    trainer = pl.Trainer(**cfg.trainer, logger=False, callbacks=callbacks, enable_model_summary=False)
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    return Training(trainer, checkpoint, metrics_logger.history, time.perf_counter() - started)
+
+
+def log_learning_curves(recorder: RunRecorder, histories: dict[str, History]) -> None:
+    recorder.log_figure(learning_curves(histories), "plots/learning_curves.png")
