@@ -2,12 +2,14 @@
 
 Loading is the one safe path of every command that reads a logged model (serve, export, quantize, transfer
 learning, the latency benchmark): only formats that run no Python code load by default. A `torch.export` archive
-is checked by MLflow to hold no pickle before it loads; fruitlab's int8 models load as TorchScript, whose loader
-resolves only TorchScript types, once the file is checked to be a TorchScript archive. A Python pickle runs
-whatever its author put in it, so it is refused unless the caller opts in (--allow-pickle, FRUITLAB_ALLOW_PICKLE=1).
+is checked by MLflow to hold no pickle before it loads; fruitlab's int8 models are ONNX files (a protobuf of
+graph and weights). A Python pickle runs whatever its author put in it, so it is refused unless the caller opts in
+(--allow-pickle, FRUITLAB_ALLOW_PICKLE=1). Legacy, for one release: the int8 models of fruitlab 0.1 are TorchScript
+archives, still loaded (with a FutureWarning) once the file is checked to be one.
 """
 
 import os
+import warnings
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import onnx
 import torch
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -28,6 +31,8 @@ from fruitlab.tracking.runs import RunRecorder
 MODEL_NAME = "model"  # what every run logs its model as
 ALLOW_PICKLE_ENV = "FRUITLAB_ALLOW_PICKLE"  # the opt-in for pickled models, for callers without --allow-pickle
 MLFLOW_PICKLE_ENV = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+PYTORCH_FLAVOR = "pytorch"
+ONNX_FLAVOR = "onnx"
 
 
 @dataclass(frozen=True)
@@ -38,8 +43,9 @@ class LoggedModel:
     run_id: str  # the run that logged it
     classes: list[str]
     input_shape: tuple[int, ...]  # one example, (C, H, W)
-    quantization: str | None  # "int8-static" / "int8-dynamic" for fruitlab's TorchScript int8 models
-    data_path: str  # the folder of the model's files inside its artifacts (MLflow's pytorch flavor)
+    quantization: str | None  # "int8-static" / "int8-dynamic" for fruitlab's int8 models
+    flavor: str  # PYTORCH_FLAVOR or ONNX_FLAVOR
+    data_path: str  # the model's files inside its artifacts: the pytorch flavor's folder, the onnx flavor's file
 
 
 def model_uri(reference: str) -> str:
@@ -72,6 +78,26 @@ def log_torch_model(
     )
 
 
+def log_onnx_model(
+    recorder: RunRecorder, path: Path, example: np.ndarray, output: np.ndarray, metadata: dict
+) -> None:
+    """Log the ONNX file at `path` as the run's `model` (one file, MLflow's onnx flavor), with the signature of
+    `example` and the model's `output` for it. `recorder`'s run must be the active run, as for log_torch_model."""
+    active = mlflow.active_run()
+    if active is None or active.info.run_id != recorder.run_id:
+        raise RuntimeError("log_onnx_model is called inside the tracked_run of its recorder")
+    mlflow.onnx.log_model(
+        onnx.load(path),
+        name=MODEL_NAME,
+        signature=infer_signature(example, output),
+        input_example=example,
+        pip_requirements=mlflow.onnx.get_default_pip_requirements(),
+        metadata=metadata,
+        onnx_execution_providers=["CPUExecutionProvider"],  # fruitlab's int8 kernels are ONNX Runtime's CPU ones
+        save_as_external_data=False,
+    )
+
+
 def logged_model_uris(uri: str, experiment_id: str, run_id: str) -> list[str]:
     """The run's model as `runs:/<run_id>/model` and as MLflow 3's `models:/<model_id>`; [] when it logged none."""
     client = mlflow.MlflowClient(uri)
@@ -94,12 +120,15 @@ def describe_logged_model(reference: str) -> LoggedModel:
     classes = metadata.get("classes")
     if not classes or info.signature is None:
         raise ModelError(f"model '{reference}' was not logged by fruitlab: it lacks class names or a signature")
-    flavor = info.flavors.get("pytorch")
-    if flavor is None:
-        raise ModelError(f"model '{reference}' is not a PyTorch model: fruitlab serves the models its runs log")
+    if PYTORCH_FLAVOR in info.flavors:
+        flavor, data_path = PYTORCH_FLAVOR, info.flavors[PYTORCH_FLAVOR].get("model_data", "data")
+    elif ONNX_FLAVOR in info.flavors:
+        flavor, data_path = ONNX_FLAVOR, info.flavors[ONNX_FLAVOR]["data"]
+    else:
+        raise ModelError(f"model '{reference}' is neither PyTorch nor ONNX: fruitlab serves the models its runs log")
     shape = tuple(info.signature.inputs.inputs[0].shape[1:])
     quantization = metadata.get("quantization")
-    return LoggedModel(uri, info.run_id, list(classes), shape, quantization, flavor.get("model_data", "data"))
+    return LoggedModel(uri, info.run_id, list(classes), shape, quantization, flavor, data_path)
 
 
 def pickle_allowed_by_env() -> bool:
@@ -108,9 +137,9 @@ def pickle_allowed_by_env() -> bool:
 
 
 def load_logged_model(model: LoggedModel, allow_pickle: bool | None = None) -> nn.Module:
-    """The logged model as a module, by the format its files have (never by what its metadata claims): a
-    `torch.export` archive through MLflow's loader with pickle refused, fruitlab's int8 TorchScript through
-    torch.jit.load, a Python pickle only when `allow_pickle` (default: $FRUITLAB_ALLOW_PICKLE)."""
+    """The logged PyTorch model as a module, by the format its files have (never by what its metadata claims): a
+    `torch.export` archive through MLflow's loader with pickle refused, a legacy int8 TorchScript archive through
+    `load_legacy_torchscript`, a Python pickle only when `allow_pickle` (default: $FRUITLAB_ALLOW_PICKLE)."""
     allow_pickle = pickle_allowed_by_env() if allow_pickle is None else allow_pickle
     try:
         local = Path(mlflow.artifacts.download_artifacts(model.uri))
@@ -120,7 +149,7 @@ def load_logged_model(model: LoggedModel, allow_pickle: bool | None = None) -> n
                 return mlflow.pytorch.load_model(str(local), map_location="cpu")
         pickled = files / "model.pth"
         if model.quantization and is_torchscript_archive(pickled):
-            return torch.jit.load(str(pickled), map_location="cpu")
+            return load_legacy_torchscript(pickled, model.uri)
         if not allow_pickle:
             raise ModelError(
                 f"run {model.run_id}'s model ({model.uri}) is stored as a Python pickle, which can run any code "
@@ -130,6 +159,28 @@ def load_logged_model(model: LoggedModel, allow_pickle: bool | None = None) -> n
         with mlflow_pickle_setting(allowed=True):
             return mlflow.pytorch.load_model(str(local), map_location="cpu")
     except (MlflowException, OSError, RuntimeError) as error:
+        raise ModelError(f"cannot load model {model.uri} from {mlflow.get_tracking_uri()}: {error}") from error
+
+
+def load_legacy_torchscript(path: Path, uri: str) -> nn.Module:
+    """Legacy, removed in the next release: an int8 model of fruitlab 0.1, a TorchScript archive (torch.jit.load
+    resolves only TorchScript types, so no Python code runs)."""
+    warnings.warn(
+        f"{uri} is a TorchScript int8 model of fruitlab 0.1, loaded for one more release: quantize its source "
+        "model again with `fruitlab quantize` for the ONNX int8 model",
+        FutureWarning,
+        stacklevel=3,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's notice on its own loader: the one above says it
+        return torch.jit.load(str(path), map_location="cpu")
+
+
+def logged_onnx_file(model: LoggedModel) -> Path:
+    """The logged ONNX model's file, downloaded from the store (a protobuf: reading it runs no code)."""
+    try:
+        return Path(mlflow.artifacts.download_artifacts(model.uri)) / model.data_path
+    except (MlflowException, OSError) as error:
         raise ModelError(f"cannot load model {model.uri} from {mlflow.get_tracking_uri()}: {error}") from error
 
 
