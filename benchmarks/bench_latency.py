@@ -58,11 +58,12 @@ def runtimes(model: nn.Module, input_shape: tuple[int, ...], threads: int) -> di
     with tempfile.TemporaryDirectory() as folder:  # a session holds its model: the files may go
         fp32 = export_onnx(program, input_shape, Path(folder) / "model.onnx")
         int8 = quantize_onnx(fp32, Path(folder) / "model.int8.onnx", choose_mode(model, "auto"), calibration)
-        sessions = {"onnxruntime": OnnxRuntimeClassifier(fp32, threads), "ort-int8": OnnxRuntimeClassifier(int8, threads)}
+        fp32_session, int8_session = OnnxRuntimeClassifier(fp32, threads), OnnxRuntimeClassifier(int8, threads)
     return {
         "eager": lambda images: model(torch.from_numpy(images)).numpy(),
         "torch.export": lambda images: exported(torch.from_numpy(images)).numpy(),
-        **{name: session.outputs for name, session in sessions.items()},
+        "onnxruntime": fp32_session.outputs,
+        "ort-int8": int8_session.outputs,
     }
 
 
@@ -104,8 +105,8 @@ def main() -> None:
         model, input_shape = load_eager(args.model, args.allow_pickle or None)
     calls = runtimes(model, input_shape, args.threads)
 
-    setup = f"input {input_shape}, {args.threads} thread(s), {args.repeats} interleaved runs after {args.warmup} warm-up"
-    print(f"{args.model}: {setup}")
+    runs = f"{args.repeats} interleaved runs after {args.warmup} warm-up"
+    print(f"{args.model}: input {input_shape}, {args.threads} thread(s), {runs}")
     for batch_size in args.batch_sizes:
         timings = time_batch(calls, random_images(batch_size, input_shape, seed=100), args.repeats, args.warmup)
         eager = timings["eager"]["p50_ms"]

@@ -41,8 +41,8 @@ def quantize(
     tracking_uri: str | None = None,
     allow_pickle: bool | None = None,
 ) -> QuantizationReport:
-    from fruitlab.serving.recorded import load_recorded_model
     from fruitlab.serving.quantize import quantize_recorded_model
+    from fruitlab.serving.recorded import load_recorded_model
     from fruitlab.tracking.store import use_store
 
     uri = use_store(tracking_uri)

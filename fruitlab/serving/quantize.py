@@ -125,7 +125,7 @@ def compare(fp32: Path, int8: Path, datamodule: TensorImageDataModule, latency: 
         metrics[f"{prefix}_size_mb"] = model.path.stat().st_size / 1e6
     for batch_size in latency.batch_sizes:
         images = np.random.default_rng(0).random((batch_size, *datamodule.image_shape), dtype=np.float32)
-        calls = {prefix: lambda model=model: model.outputs(images) for prefix, model in models.items()}
+        calls = {prefix: lambda model=model, images=images: model.outputs(images) for prefix, model in models.items()}
         for prefix, stats in time_interleaved(calls, latency.repeats, latency.warmup).items():
             for stat, value in stats.items():
                 metrics[f"{prefix}_latency_b{batch_size}_{stat}"] = value
