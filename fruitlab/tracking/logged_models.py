@@ -78,9 +78,7 @@ def log_torch_model(
     )
 
 
-def log_onnx_model(
-    recorder: RunRecorder, path: Path, example: np.ndarray, output: np.ndarray, metadata: dict
-) -> None:
+def log_onnx_model(recorder: RunRecorder, path: Path, example: np.ndarray, output: np.ndarray, metadata: dict) -> None:
     """Log the ONNX file at `path` as the run's `model` (one file, MLflow's onnx flavor), with the signature of
     `example` and the model's `output` for it. `recorder`'s run must be the active run, as for log_torch_model."""
     active = mlflow.active_run()
