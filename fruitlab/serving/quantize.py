@@ -37,8 +37,9 @@ MODES = ("auto", "static", "dynamic")
 # normalisation, batch norm after an activation, the softmax) stays float, so the probabilities keep their
 # resolution.
 QUANTIZED_OPS = ["Conv", "Gemm", "MatMul"]
-# 7-bit weights: ONNX Runtime's x86 int8 kernels add pairs of u8 x s8 products in 16 bits, which saturates with
-# full 8-bit weights (ONNX Runtime's quantization guide); on vgg3_bn that cost 11 points of test accuracy.
+# 7-bit weights: on x86 CPUs without VNNI (AVX2), ONNX Runtime's int8 kernels add pairs of u8 x s8 products in
+# 16 bits, which saturates with full 8-bit weights (ONNX Runtime's quantization guide); on vgg3_bn that cost 11
+# points of test accuracy.
 REDUCE_RANGE = True
 
 
