@@ -183,8 +183,8 @@ def logged_onnx_file(model: LoggedModel) -> Path:
 
 
 def is_torchscript_archive(path: Path) -> bool:
-    """Whether `path` is what torch.jit.save writes (a zip of TorchScript code and constants), not a pickle
-    written by torch.save, whose archive has neither."""
+    """Legacy, with load_legacy_torchscript: whether `path` is what torch.jit.save writes (a zip of TorchScript code
+    and constants), not a pickle written by torch.save, whose archive has neither."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
