@@ -59,13 +59,17 @@ def load_recorded_model(reference: str, allow_pickle: bool | None = None) -> Rec
     """The PyTorch model `reference` names, loaded by tracking's one safe path (a pickled model only with
     `allow_pickle`)."""
     logged = describe_logged_model(reference)
+    module = pytorch_module(logged, reference, allow_pickle)
+    return RecordedModel(logged.uri, logged.run_id, module, logged.classes, logged.input_shape)
+
+
+def pytorch_module(logged: LoggedModel, reference: str, allow_pickle: bool | None) -> nn.Module:
     if logged.flavor == ONNX_FLAVOR:
         raise ModelError(
             f"model '{reference}' is stored as ONNX (an int8 model from `fruitlab quantize`?): it is a deployable "
             "form already; serve it with --runtime onnxruntime, or give the PyTorch model it came from"
         )
-    module = load_logged_model(logged, allow_pickle)
-    return RecordedModel(logged.uri, logged.run_id, module, logged.classes, logged.input_shape)
+    return load_logged_model(logged, allow_pickle)
 
 
 def rebuild_eager(recorded: RecordedModel, config: DictConfig, preprocess: nn.Module, input_shape: tuple) -> nn.Module:
@@ -110,7 +114,7 @@ def load_served_model(reference: str, runtime: str = "torch", allow_pickle: bool
     if runtime == "onnxruntime":
         predict = onnx_runtime_model(logged, reference, allow_pickle)
     else:
-        predict = load_recorded_model(reference, allow_pickle).module
+        predict = pytorch_module(logged, reference, allow_pickle)
     return ServedModel(logged.uri, logged.classes, logged.input_shape, predict, runtime)
 
 
@@ -118,6 +122,6 @@ def onnx_runtime_model(logged: LoggedModel, reference: str, allow_pickle: bool |
     threads = torch.get_num_threads()  # the same threads as the torch runtime's
     if logged.flavor == ONNX_FLAVOR:
         return OnnxRuntimeClassifier(logged_onnx_file(logged), threads)
-    module = load_recorded_model(reference, allow_pickle).module
+    module = pytorch_module(logged, reference, allow_pickle)
     with tempfile.TemporaryDirectory() as folder:  # the session holds the model: the file may go
         return OnnxRuntimeClassifier(export_onnx(module, logged.input_shape, Path(folder) / "model.onnx"), threads)
