@@ -35,6 +35,7 @@ class RecordedModel:
     module: nn.Module  # float images in [0, 1], (N, C, H, W) -> class probabilities
     classes: list[str]
     input_shape: tuple[int, int, int]  # (C, H, W)
+    quantization: str | None = None  # set for a legacy int8 TorchScript model
 
 
 @dataclass
@@ -60,7 +61,7 @@ def load_recorded_model(reference: str, allow_pickle: bool | None = None) -> Rec
     `allow_pickle`)."""
     logged = describe_logged_model(reference)
     module = pytorch_module(logged, reference, allow_pickle)
-    return RecordedModel(logged.uri, logged.run_id, module, logged.classes, logged.input_shape)
+    return RecordedModel(logged.uri, logged.run_id, module, logged.classes, logged.input_shape, logged.quantization)
 
 
 def pytorch_module(logged: LoggedModel, reference: str, allow_pickle: bool | None) -> nn.Module:
@@ -85,6 +86,11 @@ def rebuild_eager(recorded: RecordedModel, config: DictConfig, preprocess: nn.Mo
 def rebuild_with_data(recorded: RecordedModel) -> RebuiltRun:
     """The eager model with the run's own data, which also gives the preprocessing, so that the PCA input of
     `fruits360_pca` rebuilds too."""
+    if recorded.quantization:
+        raise ModelError(
+            f"{recorded.uri} is an {recorded.quantization} model already: export and quantize need the float model it "
+            "came from"
+        )
     config = load_run_config(recorded.run_id)
     config.data.cache_dir = os.environ.get("FRUITLAB_CACHE")  # this machine's decode cache, not the trainer's
     torch.manual_seed(config.seed)
