@@ -108,8 +108,10 @@ def plant_legacy_torchscript(uri: str) -> str:
     return recorder.run_id
 
 
-def test_a_legacy_torchscript_int8_model_still_loads_with_a_notice(store: str) -> None:
+def test_a_legacy_torchscript_int8_model_still_loads_with_a_notice(store: str, tmp_path: Path) -> None:
     run_id = plant_legacy_torchscript(store)
     with pytest.warns(FutureWarning, match="TorchScript int8 model of fruitlab 0.1.*fruitlab quantize"):
         served = load_served_model(run_id)
     assert served.predict(torch.rand(4, 3, 8, 8)).sum(dim=1).tolist() == pytest.approx([1.0] * 4)
+    with pytest.warns(FutureWarning), pytest.raises(ModelError, match="int8-static model already"):
+        export(run_id, tmp_path / "exports", tracking_uri=store)
