@@ -1,11 +1,12 @@
 # make run   - set up (first time) and train the default model on the embedded Fruits-360 sample
 # make test  - set up (first time) and run the test suite (FRUITLAB_DATA or ../shared/data/fruits360: real data)
+# make test-unit - the fast tier alone: pure logic, no processes, no training, no servers
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-slow lint bench ui
+.PHONY: setup run test test-unit test-slow lint bench ui
 
 # editable_mode=compat puts the source tree on sys.path, so that Hydra finds the sweeper in hydra_plugins/.
 $(STAMP): pyproject.toml
@@ -19,10 +20,15 @@ setup: $(STAMP)
 run: setup
 	$(PY) -m fruitlab model=vgg3_bn optim=adam
 
+# The fast tier first, so that a broken piece of logic fails in seconds; then everything else under tests/.
 test: setup
 	$(PY) -m ruff check fruitlab hydra_plugins tests benchmarks
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest
+	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests --ignore=tests/unit
+
+test-unit: setup
+	$(PY) -m pytest tests/unit
 
 test-slow: setup
 	$(PY) -m pytest -m slow

@@ -10,8 +10,8 @@ import mlflow
 import pytest
 from conftest import run_cli
 
-from fruitlab.console import ADVERTISING_LOGGER, tidy_console
 from fruitlab.config import compose_config
+from fruitlab.console import ADVERTISING_LOGGER, tidy_console
 from fruitlab.tracking.store import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND, ensure_experiment
 from fruitlab.training.callbacks import TrainingProgressBar, progress_bars
 

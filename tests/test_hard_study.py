@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from conftest import REPO, run_cli
 
-from fruitlab.studies.hard import MODELS, STRATEGIES, Plan, hard_study
 from fruitlab.data.imagefolder import TEST_DIR, TRAIN_DIR, embedded_sample
 from fruitlab.data.splits import frame_number
 from fruitlab.errors import ConfigError
+from fruitlab.studies.hard import MODELS, STRATEGIES, Plan, hard_study
 from fruitlab.studies.hard_report import best_so_far, confused_pairs
 from fruitlab.tracking.query import RunRecord
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from fruitlab.studies.seed import COMPONENTS, EXPERIMENT, MODELS, parse_epochs, stages, study_overrides
 from fruitlab.errors import ConfigError
+from fruitlab.studies.seed import COMPONENTS, EXPERIMENT, MODELS, parse_epochs, stages, study_overrides
 
 EDA_FIGURES = {"samples.png", "class_counts.png", "explained_variance.png", "eigenfruits.png", "reconstructions.png"}
 REPORT_FILES = {"ranking.md", "ranking.csv", "ranking.png", "learning_curves.png", "pca_curve.png", "pca_curve.csv"}

@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fruitlab.commands.common import command_parser, run_or_exit
-from fruitlab.studies.seed import Stage, check_models, integer_list, names, run_stage
 from fruitlab.errors import ConfigError
+from fruitlab.studies.seed import Stage, check_models, integer_list, names, run_stage
 
 if TYPE_CHECKING:
     import pandas as pd

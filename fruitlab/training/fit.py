@@ -18,8 +18,8 @@ from fruitlab.data.augment import build_augmentation
 from fruitlab.data.base import TensorImageDataModule
 from fruitlab.errors import ConfigError
 from fruitlab.evaluation.gradcam import log_gradcam
-from fruitlab.evaluation.latency import latency_metrics
 from fruitlab.evaluation.held_out import log_test_report, predict
+from fruitlab.evaluation.latency import latency_metrics
 from fruitlab.models import Probabilities, build_classifier, to_unit_float
 from fruitlab.plotting import History, learning_curves
 from fruitlab.signals import interrupts_raise
