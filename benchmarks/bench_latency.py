@@ -1,19 +1,22 @@
-"""CPU inference latency of one model in three runtimes: eager PyTorch, TorchScript and ONNX Runtime.
+"""CPU inference latency of one model in four forms, side by side: eager PyTorch, its `torch.export` program, its ONNX
+export in ONNX Runtime, and that ONNX model quantized to int8 (ONNX Runtime).
 
     python benchmarks/bench_latency.py models:/cifar10@champion      # a registered model (alias or version)
     python benchmarks/bench_latency.py RUN_ID                        # the model a run logged
     python benchmarks/bench_latency.py mobilenet_v2_slim             # an architecture, untrained (fruitlab/schema/)
 
-Each runtime gets the same pinned threads (torch.set_num_threads; ORT intra-op threads, sequential execution,
-spinning off), the same random input, and is timed by fruitlab's latency timer (warm-up, then p50 / p95 / mean
-over the repeats). The model is the deployable one (input normalisation, network, softmax). Outputs are
-checked to agree before anything is timed. Prints a table and the ONNX Runtime / eager ratio of the batch-1
+Each form gets the same pinned threads (torch.set_num_threads; ORT intra-op threads, sequential execution, spinning
+off) and the same random input, and the forms are timed interleaved (every repeat runs each once, in a rotating
+order, so that a change in the machine's load falls on all alike): warm-up, then p50 / p95 / mean over the repeats.
+The model is the deployable one (input normalisation, network, softmax). The float forms are checked to agree before
+anything is timed; the int8 model, quantized as `fruitlab quantize` does (static for conv models, dynamic otherwise)
+but calibrated on random images (the ranges change its outputs, not its speed), is reported with its largest
+difference and its agreement on the top class. Prints a table and the ONNX Runtime / eager ratio of the batch-1
 median (goal: at most 0.7).
 """
 
 import argparse
 import tempfile
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,13 +26,16 @@ from torch import nn
 
 from fruitlab.config import compose_config
 from fruitlab.data.base import Normalize
-from fruitlab.evaluation.latency import time_calls
+from fruitlab.evaluation.latency import time_interleaved
 from fruitlab.models import Probabilities, build_classifier, list_models
-from fruitlab.serving.onnx import INPUT_NAME, export_onnx, ort_session
+from fruitlab.serving.onnx import OnnxRuntimeClassifier, export_onnx, export_program
+from fruitlab.serving.quantize import choose_mode, quantize_onnx
 from fruitlab.serving.recorded import load_eager
 from fruitlab.tracking.store import Store
 
 GOAL = 0.7
+FLOAT_ATOL = 1e-4
+CALIBRATION_BATCHES = 4
 
 
 def untrained(name: str, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
@@ -40,34 +46,40 @@ def untrained(name: str, num_classes: int, input_shape: tuple[int, ...]) -> nn.M
     return Probabilities(build_classifier(cfg.model, num_classes, input_shape, preprocess)).eval()
 
 
-def torchscript(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
-    """Traced and frozen (weights inlined, conv + batch norm folded) for inference."""
-    warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")  # deprecated, still compared
-    with torch.inference_mode():
-        return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, example)))
+def random_images(count: int, input_shape: tuple[int, ...], seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).random((count, *input_shape), dtype=np.float32)
 
 
 def runtimes(model: nn.Module, input_shape: tuple[int, ...], threads: int) -> dict[str, Callable]:
-    """Name -> function of a float32 batch, for eager PyTorch, TorchScript and ONNX Runtime."""
-    scripted = torchscript(model, torch.rand(2, *input_shape))
-    with tempfile.TemporaryDirectory() as folder:
-        session = ort_session(export_onnx(model, input_shape, Path(folder) / "model.onnx"), threads)
+    """Name -> function of a float32 batch (numpy) to its probabilities (numpy), for each form."""
+    program = export_program(model, input_shape)
+    exported = program.module()
+    calibration = [random_images(64, input_shape, seed) for seed in range(CALIBRATION_BATCHES)]
+    with tempfile.TemporaryDirectory() as folder:  # a session holds its model: the files may go
+        fp32 = export_onnx(program, input_shape, Path(folder) / "model.onnx")
+        int8 = quantize_onnx(fp32, Path(folder) / "model.int8.onnx", choose_mode(model, "auto"), calibration)
+        fp32_session, int8_session = OnnxRuntimeClassifier(fp32, threads), OnnxRuntimeClassifier(int8, threads)
     return {
-        "eager": lambda images: model(torch.from_numpy(images)),
-        "torchscript": lambda images: scripted(torch.from_numpy(images)),
-        "onnxruntime": lambda images: session.run(None, {INPUT_NAME: images})[0],
+        "eager": lambda images: model(torch.from_numpy(images)).numpy(),
+        "torch.export": lambda images: exported(torch.from_numpy(images)).numpy(),
+        "onnxruntime": fp32_session.outputs,
+        "ort-int8": int8_session.outputs,
     }
 
 
 @torch.inference_mode()
 def time_batch(calls: dict[str, Callable], images: np.ndarray, repeats: int, warmup: int) -> dict[str, dict]:
-    """Check every runtime's output against eager's, then time each on the same batch."""
-    reference = np.asarray(calls["eager"](images))
+    """Check every float form's output against eager's and report the int8 model's, then time all side by side."""
+    reference = calls["eager"](images)
     for name, call in calls.items():
-        output = np.asarray(call(images))
-        if not np.allclose(output, reference, atol=1e-4):
-            raise SystemExit(f"{name} disagrees with eager: max |diff| {np.abs(output - reference).max()}")
-    return {name: time_calls(lambda call=call: call(images), repeats, warmup) for name, call in calls.items()}
+        output = call(images)
+        diff = np.abs(output - reference).max()
+        if name == "ort-int8":
+            agree = (output.argmax(1) == reference.argmax(1)).mean()
+            print(f"int8: max |diff| {diff:.3g}, top class as eager's for {agree:.0%} of the batch")
+        elif diff > FLOAT_ATOL:
+            raise SystemExit(f"{name} disagrees with eager: max |diff| {diff}")
+    return time_interleaved({name: lambda call=call: call(images) for name, call in calls.items()}, repeats, warmup)
 
 
 def main() -> None:
@@ -92,13 +104,12 @@ def main() -> None:
         model, input_shape = load_eager(Store.open(args.tracking_uri), args.model, args.allow_pickle or None)
     calls = runtimes(model, input_shape, args.threads)
 
-    setup = f"input {input_shape}, {args.threads} thread(s), {args.repeats} runs after {args.warmup} warm-up"
-    print(f"{args.model}: {setup}")
-    print(f"{'batch':>5}  {'runtime':<12} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9} {'p50 / eager':>12}")
+    runs = f"{args.repeats} interleaved runs after {args.warmup} warm-up"
+    print(f"{args.model}: input {input_shape}, {args.threads} thread(s), {runs}")
     for batch_size in args.batch_sizes:
-        images = np.random.default_rng(0).random((batch_size, *input_shape), dtype=np.float32)
-        timings = time_batch(calls, images, args.repeats, args.warmup)
+        timings = time_batch(calls, random_images(batch_size, input_shape, seed=100), args.repeats, args.warmup)
         eager = timings["eager"]["p50_ms"]
+        print(f"{'batch':>5}  {'runtime':<12} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9} {'p50 / eager':>12}")
         for name, stats in timings.items():
             print(
                 f"{batch_size:>5}  {name:<12} {stats['p50_ms']:>9.3f} {stats['p95_ms']:>9.3f} "

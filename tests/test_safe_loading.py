@@ -1,9 +1,10 @@
 """No code runs from a model file: fruitlab's own models load with pickle refused, and a planted pickle payload
 (which would create a marker file when unpickled) is refused by every command that loads a model, even when its
-metadata claims it is one of fruitlab's int8 TorchScript models (checkpoints loading as plain tensors is checked
-in test_interrupt_resume.py)."""
+metadata claims it is one of fruitlab 0.1's int8 TorchScript models, which still load, as legacy (checkpoints loading
+as plain tensors is checked in test_interrupt_resume.py)."""
 
 import contextlib
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -16,6 +17,7 @@ from torch import nn
 
 from fruitlab.commands.export import export
 from fruitlab.errors import ConfigError, ModelError
+from fruitlab.serving.recorded import load_served_model
 from fruitlab.tracking.logged_models import describe_logged_model, load_logged_model, log_torch_model
 from fruitlab.tracking.runs import tracked_run
 from fruitlab.tracking.store import Store
@@ -93,3 +95,25 @@ def test_with_pickle_refused_fruitlab_models_load_and_pickled_ones_do_not(
     assert model.predict(np.random.rand(2, 3, 32, 32).astype(np.float32)).shape == (2, 10)
     with pytest.raises(MlflowException, match="pickle"):
         mlflow.pyfunc.load_model(f"runs:/{pickled.info.run_id}/model")
+
+
+def plant_legacy_torchscript(uri: str) -> str:
+    """A run whose model is what fruitlab 0.1's `quantize` logged: a TorchScript archive with int8 metadata."""
+    store = Store.open(uri)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10), nn.Softmax(dim=1)).eval()
+    example = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
+    with tracked_run(store, store.ensure_experiment("legacy")) as recorder, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # writing the legacy format needs torch's deprecated tracer
+        scripted = torch.jit.trace(model, torch.from_numpy(example))
+        metadata = {"classes": [str(i) for i in range(10)], "quantization": "int8-static"}
+        log_torch_model(recorder, scripted, example, metadata, "pickle")
+    return recorder.run_id
+
+
+def test_a_legacy_torchscript_int8_model_still_loads_with_a_notice(store: str, tmp_path: Path) -> None:
+    run_id = plant_legacy_torchscript(store)
+    with pytest.warns(FutureWarning, match="TorchScript int8 model of fruitlab 0.1.*fruitlab quantize"):
+        served = load_served_model(Store.open(store), run_id)
+    assert served.predict(torch.rand(4, 3, 8, 8)).sum(dim=1).tolist() == pytest.approx([1.0] * 4)
+    with pytest.warns(FutureWarning), pytest.raises(ModelError, match="int8-static model already"):
+        export(run_id, tmp_path / "exports", tracking_uri=store)

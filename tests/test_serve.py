@@ -1,4 +1,5 @@
-"""Serving the champion over real HTTP: `mlflow models serve` and fruitlab's upload endpoint."""
+"""Serving the champion over real HTTP: `mlflow models serve` and fruitlab's upload endpoint, run by PyTorch and by
+ONNX Runtime."""
 
 import io
 import os
@@ -22,6 +23,7 @@ from fruitlab.data.cache import decode_image
 
 MODEL = "fruits"
 CHAMPION = f"models:/{MODEL}@champion"
+FRUITLAB_SERVERS = ["fruitlab", "fruitlab-onnxruntime"]  # `fruitlab serve` with --runtime torch and onnxruntime
 MAX_BYTES = 50_000
 
 
@@ -80,11 +82,15 @@ def servers(trained_run: TrainedRun) -> Iterator[dict[str, str]]:
         "MLFLOW_TRACKING_URI": trained_run.uri,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
-    ports = {"fruitlab": free_port(), "mlflow": free_port()}
+    ports = {"fruitlab": free_port(), "fruitlab-onnxruntime": free_port(), "mlflow": free_port()}
     processes = {
         "fruitlab": start(
             [sys.executable, "-m", "fruitlab", "serve", CHAMPION, "--port", str(ports["fruitlab"]),
              "--max-bytes", str(MAX_BYTES)], env,
+        ),
+        "fruitlab-onnxruntime": start(
+            [sys.executable, "-m", "fruitlab", "serve", CHAMPION, "--runtime", "onnxruntime",
+             "--port", str(ports["fruitlab-onnxruntime"]), "--max-bytes", str(MAX_BYTES)], env,
         ),
         "mlflow": start(
             [sys.executable, "-m", "mlflow", "models", "serve", "-m", CHAMPION, "-h", "127.0.0.1",
@@ -93,7 +99,8 @@ def servers(trained_run: TrainedRun) -> Iterator[dict[str, str]]:
     }  # fmt: skip
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     try:
-        wait_until_up(f"{urls['fruitlab']}/health", processes["fruitlab"])
+        for name in FRUITLAB_SERVERS:
+            wait_until_up(f"{urls[name]}/health", processes[name])
         wait_until_up(f"{urls['mlflow']}/ping", processes["mlflow"])
         yield urls
     finally:
@@ -113,11 +120,10 @@ def expected_probabilities(trained_run: TrainedRun, path: Path) -> np.ndarray:
         return model(pixels)[0].numpy()
 
 
-def test_fruitlab_endpoint_answers_a_fruit_image_with_probabilities_by_class(servers, trained_run) -> None:
+@pytest.mark.parametrize("name", FRUITLAB_SERVERS)
+def test_fruitlab_endpoint_answers_a_fruit_image_with_probabilities_by_class(servers, trained_run, name) -> None:
     path = fruit_image(trained_run)
-    response = requests.post(
-        f"{servers['fruitlab']}/predict", files={"file": (path.name, path.read_bytes(), "image/jpeg")}
-    )
+    response = requests.post(f"{servers[name]}/predict", files={"file": (path.name, path.read_bytes(), "image/jpeg")})
     assert response.status_code == 200, response.text
     answer = response.json()
     classes = sorted(p.name for p in (trained_run.data / "Test").iterdir())
@@ -128,6 +134,8 @@ def test_fruitlab_endpoint_answers_a_fruit_image_with_probabilities_by_class(ser
     expected = expected_probabilities(trained_run, path)
     np.testing.assert_allclose([answer["probabilities"][c] for c in classes], expected, atol=1e-5)
     assert answer["label"] == "Banana 1"
+    runtime = "onnxruntime" if name == "fruitlab-onnxruntime" else "torch"
+    assert requests.get(f"{servers[name]}/health").json()["runtime"] == runtime
 
 
 def png(width: int, height: int) -> bytes:
@@ -146,14 +154,16 @@ def png(width: int, height: int) -> bytes:
         (("wide.png", png(5000, 2), "image/png"), 413, "5000x2 pixels"),
     ],
 )
-def test_fruitlab_endpoint_refuses_bad_input_with_a_4xx_and_a_reason(servers, upload, status, message) -> None:
-    response = requests.post(f"{servers['fruitlab']}/predict", files={"file": upload})
+@pytest.mark.parametrize("name", FRUITLAB_SERVERS)
+def test_fruitlab_endpoint_refuses_bad_input_with_a_4xx_and_a_reason(servers, name, upload, status, message) -> None:
+    response = requests.post(f"{servers[name]}/predict", files={"file": upload})
     assert response.status_code == status, response.text
     assert message in response.json()["detail"]
 
 
-def test_fruitlab_endpoint_without_a_file_is_a_4xx(servers) -> None:
-    response = requests.post(f"{servers['fruitlab']}/predict", data={"other": "field"})
+@pytest.mark.parametrize("name", FRUITLAB_SERVERS)
+def test_fruitlab_endpoint_without_a_file_is_a_4xx(servers, name) -> None:
+    response = requests.post(f"{servers[name]}/predict", data={"other": "field"})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "file"]
 

@@ -1,7 +1,8 @@
 """`fruitlab serve` fit for a shared network, over real HTTP on 127.0.0.1: the bearer token on every route (the docs
 included), no open port without a token unless --insecure, the body limit enforced before the body is read, a
 bound on requests in progress (503 beyond), image size checked before decoding, NaN/Inf or wrong-shaped pixels
-refused, and the server's memory within the README's bound under 200 concurrent requests."""
+refused, and the server's memory within the README's bound under 200 concurrent requests; each with the recorded
+PyTorch model and with its int8 ONNX model run by ONNX Runtime (--runtime onnxruntime)."""
 
 import http.client
 import io
@@ -22,6 +23,8 @@ from conftest import FAST, REPO, compose_config, one_line_error, run_cli, train_
 from PIL import Image
 from test_serve import free_port, stop, wait_until_up
 
+from fruitlab.commands.quantize import quantize
+
 TOKEN = "a-token-for-this-test"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MAX_CONCURRENT = 4
@@ -35,16 +38,32 @@ class Server:
     url: str
     process: subprocess.Popen
     uri: str
-    run_id: str
+    run_id: str  # the run of the served model
+
+
+@dataclass(frozen=True)
+class Recorded:
+    uri: str
+    run_id: str  # a lenet run on the embedded sample
+    int8_run_id: str  # the child run of its int8 ONNX model
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     uri = f"sqlite:///{tmp_path_factory.mktemp('served') / 'mlflow.db'}"
     run_id = train_config(compose_config("model=lenet", *FAST, "report.gradcam=false", f"tracking.uri={uri}")).run_id
+    return Recorded(uri, run_id, quantize(run_id, tracking_uri=uri).run_id)
+
+
+@pytest.fixture(scope="module", params=["torch", "onnxruntime"])
+def server(request: pytest.FixtureRequest, recorded: Recorded) -> Iterator[Server]:
+    """`fruitlab serve` of the PyTorch model (torch), or of its int8 ONNX model (onnxruntime)."""
+    uri, runtime = recorded.uri, request.param
+    run_id = recorded.run_id if runtime == "torch" else recorded.int8_run_id
     port = free_port()
     command = [sys.executable, "-m", "fruitlab", "serve", run_id, "--tracking-uri", uri, "--port", str(port)]
-    command += ["--token", TOKEN, "--max-concurrent", str(MAX_CONCURRENT), "--max-side", str(MAX_SIDE)]
+    command += ["--runtime", runtime, "--token", TOKEN]
+    command += ["--max-concurrent", str(MAX_CONCURRENT), "--max-side", str(MAX_SIDE)]
     process = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
@@ -173,3 +192,8 @@ def test_200_concurrent_large_images_stay_within_the_memory_bound(server: Server
     peak = peak_rss_mb(server.process.pid)
     print(f"peak RSS {peak:.0f} MB; {statuses.count(200)} answered, {statuses.count(503)} told to retry (503)")
     assert peak < MEMORY_BOUND_MB
+
+
+def test_an_unknown_runtime_is_refused_in_one_line(recorded: Recorded) -> None:
+    line = one_line_error(run_cli("serve", recorded.run_id, "--runtime", "tensorrt", "--tracking-uri", recorded.uri))
+    assert "--runtime tensorrt is not allowed: give one of torch, onnxruntime" in line

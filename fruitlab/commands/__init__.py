@@ -15,7 +15,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "report": ("fruitlab.commands.report", "rank the runs of an experiment or a sweep"),
     "study": ("fruitlab.studies.seed", "reproduce the Fruits-360 seed study"),
     "hard-study": ("fruitlab.studies.hard", "the Fruits-360 hard study: baselines, search strategies, report"),
-    "export": ("fruitlab.commands.export", "TorchScript and ONNX files of a recorded model"),
+    "export": ("fruitlab.commands.export", "torch.export and ONNX files of a recorded model"),
     "quantize": ("fruitlab.commands.quantize", "int8 quantization of a recorded model"),
     "serve": ("fruitlab.commands.serve", "serve a recorded model over HTTP"),
 }

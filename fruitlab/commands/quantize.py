@@ -1,7 +1,8 @@
-"""`fruitlab quantize MODEL`: post-training int8 quantization of a recorded model.
+"""`fruitlab quantize MODEL`: post-training int8 quantization of a recorded model with ONNX Runtime.
 
-Measures test accuracy, CPU latency and size before and after on the run's own data, records the int8
-model in a child run of the training run, and with --register NAME adds it as a new version of NAME.
+Quantizes the model's ONNX export, measures test accuracy, ONNX Runtime CPU latency and file size before and after
+on the run's own data, records the int8 ONNX model in a child run of the training run, and with --register NAME
+adds it as a new version of NAME (served by `fruitlab serve --runtime onnxruntime`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ def parser() -> argparse.ArgumentParser:
         "--mode",
         default="auto",
         choices=["auto", "static", "dynamic"],
-        help="static: int8 weights and activations (conv models); dynamic: int8 Linear weights; "
-        "auto (default): static when the model has convolutions",
+        help="static: int8 weights (per channel) and activations, QDQ format (conv models); dynamic: int8 weights, "
+        "activations quantized on the fly; auto (default): static when the model has convolutions",
     )
-    p.add_argument("--calibration-batches", type=int, default=8, help="training batches for static ranges")
+    p.add_argument(
+        "--calibration-batches", type=int, default=8, help="training batches that set the static activation ranges"
+    )
     p.add_argument("--register", metavar="NAME", help="register the int8 model as a new version of NAME")
     return p
 
@@ -60,7 +63,7 @@ def main(argv: list[str]) -> None:
     m = report.metrics
     print(f"int8 ({report.mode}) model recorded in run {report.run_id}")
     print(f"test accuracy  fp32 {m['fp32_test_acc']:.4f}  int8 {m['int8_test_acc']:.4f}")
-    print(f"size (MB)      fp32 {m['fp32_size_mb']:.3f}  int8 {m['int8_size_mb']:.3f}")
+    print(f"ONNX size (MB) fp32 {m['fp32_size_mb']:.3f}  int8 {m['int8_size_mb']:.3f}")
     for key in sorted(k.removeprefix("fp32_") for k in m if k.startswith("fp32_latency_") and k.endswith("p50_ms")):
         print(f"{key:<14} fp32 {m['fp32_' + key]:.3f}  int8 {m['int8_' + key]:.3f}")
     if report.registered_version:

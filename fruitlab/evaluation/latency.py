@@ -1,7 +1,7 @@
 """Inference latency of the test-time model on the CPU, for fast-response use."""
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -20,17 +20,34 @@ def measure_latency(
 
 def time_calls(call: Callable[[], object], repeats: int = 30, warmup: int = 5) -> dict[str, float]:
     """p50, p95 and mean milliseconds of `call()`, after `warmup` calls: any runtime is timed the same way."""
+    return time_interleaved({"call": call}, repeats, warmup)["call"]
+
+
+def time_interleaved(
+    calls: Mapping[str, Callable[[], object]], repeats: int = 30, warmup: int = 5
+) -> dict[str, dict[str, float]]:
+    """p50, p95 and mean milliseconds of each call, timed side by side: every repeat runs each call once, in an
+    order that rotates, so that a change in the machine's load falls on all of them alike and none always runs
+    first."""
+    names = list(calls)
     for _ in range(warmup):
-        call()
-    timings = np.empty(repeats)
+        for name in names:
+            calls[name]()
+    timings = {name: np.empty(repeats) for name in names}
     for i in range(repeats):
-        start = time.perf_counter()
-        call()
-        timings[i] = (time.perf_counter() - start) * 1000
+        for k in range(len(names)):
+            name = names[(i + k) % len(names)]
+            start = time.perf_counter()
+            calls[name]()
+            timings[name][i] = (time.perf_counter() - start) * 1000
+    return {name: summary(values) for name, values in timings.items()}
+
+
+def summary(timings_ms: np.ndarray) -> dict[str, float]:
     return {
-        "p50_ms": float(np.percentile(timings, 50)),
-        "p95_ms": float(np.percentile(timings, 95)),
-        "mean_ms": float(timings.mean()),
+        "p50_ms": float(np.percentile(timings_ms, 50)),
+        "p95_ms": float(np.percentile(timings_ms, 95)),
+        "mean_ms": float(timings_ms.mean()),
     }
 
 

@@ -1,2 +1,3 @@
-"""Deploying recorded models: rebuilt from the tracking store, exported (TorchScript, ONNX), int8-quantized, served
-over HTTP. May import evaluation, tracking, data, models and the layers below; never training or sweeping."""
+"""Deploying recorded models: rebuilt from the tracking store, exported (torch.export, ONNX), int8-quantized with
+ONNX Runtime, served over HTTP. May import evaluation, tracking, data, models and the layers below; never training
+or sweeping."""

@@ -24,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fruitlab.data.cache import to_rgb_array
-from fruitlab.serving.recorded import RecordedModel
+from fruitlab.serving.recorded import ServedModel
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_SIDE = 4096
@@ -127,7 +127,7 @@ def checked_pixels(inputs: object, input_shape: tuple[int, ...]) -> torch.Tensor
     return pixels
 
 
-def create_app(recorded: RecordedModel, limits: Limits | None = None) -> FastAPI:
+def create_app(recorded: ServedModel, limits: Limits | None = None) -> FastAPI:
     limits = limits or Limits()
     app = FastAPI(title="fruitlab", description=f"class probabilities from {recorded.uri}")
     app.add_middleware(Guard, limits=limits)
@@ -135,7 +135,7 @@ def create_app(recorded: RecordedModel, limits: Limits | None = None) -> FastAPI
 
     def answer(pixels: torch.Tensor) -> list[dict]:
         with torch.inference_mode():
-            probabilities = recorded.module(pixels).tolist()
+            probabilities = recorded.predict(pixels).tolist()
         if not all(math.isfinite(p) for row in probabilities for p in row):
             raise HTTPException(500, "the model gave non-finite probabilities for these inputs")
         ranked = [sorted(zip(recorded.classes, row, strict=True), key=lambda pair: -pair[1]) for row in probabilities]
@@ -146,6 +146,7 @@ def create_app(recorded: RecordedModel, limits: Limits | None = None) -> FastAPI
         return {
             "status": "ok",
             "model": recorded.uri,
+            "runtime": recorded.runtime,
             "classes": recorded.classes,
             "input_shape": recorded.input_shape,
         }

@@ -1,91 +1,87 @@
-"""TorchScript and ONNX files of a recorded model, checked against PyTorch and logged to its run."""
+"""The deployable files of a recorded model, a `torch.export` program and an ONNX model, checked against the eager
+model on real images and logged to its run."""
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch import nn
 
+from fruitlab.data.base import TensorImageDataModule
 from fruitlab.errors import ModelError
-from fruitlab.serving.onnx import INPUT_NAME, export_onnx, ort_session
-from fruitlab.serving.recorded import RecordedModel
+from fruitlab.serving.onnx import OnnxRuntimeClassifier, export_onnx, export_program, load_program, save_program
+from fruitlab.serving.recorded import RecordedModel, rebuild_with_data
 from fruitlab.tracking.runs import RunRecorder
+from fruitlab.tracking.store import Store
 
 ARTIFACT_DIR = "export"
+CHECK_IMAGES = 64  # test images, spread over the test set, every form is checked on
 
 
 @dataclass
 class ExportReport:
     run_id: str  # the run that recorded the model
-    torchscript: Path
+    program: Path  # torch.export program (.pt2)
     onnx: Path
-    torchscript_max_abs_diff: float
+    checked_images: int
+    atol: float
+    program_max_abs_diff: float
     onnx_max_abs_diff: float
 
 
-def random_images(count: int, shape: tuple[int, ...], seed: int) -> torch.Tensor:
-    """Reproducible float images in [0, 1]: the model's input domain."""
-    return torch.rand(count, *shape, generator=torch.Generator().manual_seed(seed))
+def spread_test_images(datamodule: TensorImageDataModule, count: int = CHECK_IMAGES) -> torch.Tensor:
+    """Up to `count` test images as floats in [0, 1], evenly spaced over the test set (so every class when it is
+    stored by class)."""
+    images = datamodule.test.images
+    picked = torch.linspace(0, len(images) - 1, min(count, len(images))).long()
+    return images[picked].float() / 255
 
 
-def export_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated, yet still what C++ loads
-        torch.jit.trace(model, example).save(str(path))
-    return path
+def max_abs_diff(outputs: torch.Tensor, expected: torch.Tensor) -> float:
+    return float((outputs - expected).abs().max())
 
 
-def load_torchscript(path: Path) -> torch.jit.ScriptModule:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        return torch.jit.load(str(path))
-
-
-def onnx_runtime_outputs(path: Path, images: torch.Tensor) -> np.ndarray:
-    return ort_session(path).run(None, {INPUT_NAME: images.numpy()})[0]
-
-
-def export_model(recorded: RecordedModel, out_dir: Path, atol: float = 1e-4) -> ExportReport:
-    """Write model.torchscript.pt and model.onnx under `out_dir`; raise ModelError unless both give
-    PyTorch's outputs within `atol` on a batch of another size than the export example."""
-    if isinstance(recorded.module, torch.jit.ScriptModule):
-        raise ModelError(
-            f"{recorded.uri} is stored as TorchScript (an int8 model from `fruitlab quantize`?): its logged file is "
-            "already the TorchScript export, and ONNX export needs the float model it came from"
-        )
-    example = random_images(2, recorded.input_shape, seed=0)
-    torchscript = export_torchscript(recorded.module, example, out_dir / "model.torchscript.pt")
-    onnx = export_onnx(recorded.module, recorded.input_shape, out_dir / "model.onnx")
-    images = random_images(5, recorded.input_shape, seed=1)
+def export_model(
+    store: Store, recorded: RecordedModel, out_dir: Path, atol: float = 1e-4, cache_dir: str | None = None
+) -> ExportReport:
+    """Write model.pt2 and model.onnx under `out_dir`; raise ModelError unless both, loaded back (the program by
+    torch.export.load, the ONNX model by ONNX Runtime), give the eager model's probabilities within `atol` on
+    real test images of the run's data."""
+    rebuilt = rebuild_with_data(store, recorded, cache_dir)
+    shape = rebuilt.datamodule.image_shape
+    program = export_program(rebuilt.eager, shape)
+    program_path = save_program(program, out_dir / "model.pt2")
+    onnx_path = export_onnx(program, shape, out_dir / "model.onnx")
+    images = spread_test_images(rebuilt.datamodule)
     with torch.inference_mode():
-        expected = recorded.module(images).numpy()
-        scripted = load_torchscript(torchscript)(images).numpy()
+        expected = rebuilt.eager(images)
+        from_program = load_program(program_path)(images)
     report = ExportReport(
         recorded.run_id,
-        torchscript,
-        onnx,
-        float(np.abs(scripted - expected).max()),
-        float(np.abs(onnx_runtime_outputs(onnx, images) - expected).max()),
+        program_path,
+        onnx_path,
+        len(images),
+        atol,
+        max_abs_diff(from_program, expected),
+        max_abs_diff(OnnxRuntimeClassifier(onnx_path)(images), expected),
     )
-    for name, diff in (
-        ("TorchScript", report.torchscript_max_abs_diff),
-        ("ONNX Runtime", report.onnx_max_abs_diff),
-    ):
+    for name, diff in (("torch.export", report.program_max_abs_diff), ("ONNX Runtime", report.onnx_max_abs_diff)):
         if not diff <= atol:
-            raise ModelError(f"{name} outputs differ from PyTorch's by {diff:.3g}, more than the tolerance {atol:g}")
+            raise ModelError(
+                f"{name} probabilities differ from the eager model's by {diff:.3g} on {len(images)} test images, "
+                f"more than the tolerance {atol:g}"
+            )
     return report
 
 
 def log_export(recorder: RunRecorder, report: ExportReport) -> None:
-    """The files under the run's export/ artifacts, the measured differences as its metrics."""
-    for path in (report.torchscript, report.onnx):
+    """The files under the run's export/ artifacts, the measured differences and the tolerance as its metrics."""
+    for path in (report.program, report.onnx):
         recorder.log_artifact(path, ARTIFACT_DIR)
     recorder.log_metrics(
         {
-            "export_torchscript_max_abs_diff": report.torchscript_max_abs_diff,
+            "export_program_max_abs_diff": report.program_max_abs_diff,
             "export_onnx_max_abs_diff": report.onnx_max_abs_diff,
+            "export_atol": report.atol,
+            "export_check_images": report.checked_images,
         }
     )

@@ -2,14 +2,16 @@
 
 Loading is the one safe path of every command that reads a logged model (serve, export, quantize, transfer
 learning, the latency benchmark): only formats that run no Python code load by default. A `torch.export` archive
-is checked by MLflow to hold no pickle before it loads; fruitlab's int8 models load as TorchScript, whose loader
-resolves only TorchScript types, once the file is checked to be a TorchScript archive. A Python pickle runs
-whatever its author put in it, so it is refused unless the caller opts in (--allow-pickle, FRUITLAB_ALLOW_PICKLE=1).
+is checked by MLflow to hold no pickle before it loads; fruitlab's int8 models are ONNX files (a protobuf of
+graph and weights). A Python pickle runs whatever its author put in it, so it is refused unless the caller opts in
+(--allow-pickle, FRUITLAB_ALLOW_PICKLE=1). Legacy, for one release: the int8 models of fruitlab 0.1 are TorchScript
+archives, still loaded (with a FutureWarning) once the file is checked to be one.
 """
 
 import os
 import sys
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +21,7 @@ from types import ModuleType
 
 import mlflow
 import numpy as np
+import onnx
 import torch
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -36,6 +39,8 @@ MLFLOW_PICKLE_ENV = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 # mlflow.pytorch tries its Lightning autologging module inside `except ImportError`; that module calls
 # logging.basicConfig and imports the `pytorch_lightning` package (fruitlab uses `lightning.pytorch`).
 LIGHTNING_AUTOLOG_MODULES = ("mlflow.pytorch._lightning_autolog", "pytorch_lightning")
+PYTORCH_FLAVOR = "pytorch"
+ONNX_FLAVOR = "onnx"
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,9 @@ class LoggedModel:
     run_id: str  # the run that logged it
     classes: list[str]
     input_shape: tuple[int, ...]  # one example, (C, H, W)
-    quantization: str | None  # "int8-static" / "int8-dynamic" for fruitlab's TorchScript int8 models
-    data_path: str  # the folder of the model's files inside its artifacts (MLflow's pytorch flavor)
+    quantization: str | None  # "int8-static" / "int8-dynamic" for fruitlab's int8 models
+    flavor: str  # PYTORCH_FLAVOR or ONNX_FLAVOR
+    data_path: str  # the model's files inside its artifacts: the pytorch flavor's folder, the onnx flavor's file
 
 
 def model_uri(reference: str) -> str:
@@ -112,6 +118,25 @@ def new_logged_model(recorder: RunRecorder) -> str:
     return logged.model_id
 
 
+def log_onnx_model(recorder: RunRecorder, path: Path, example: np.ndarray, output: np.ndarray, metadata: dict) -> None:
+    """Log the ONNX file at `path` as the run's `model` (one file, MLflow's onnx flavor), with the signature of
+    `example` and the model's `output` for it."""
+    model_id = new_logged_model(recorder)
+    with recorder.store.fluent():  # MLflow's model logging reads only the process-wide tracking URI
+        mlflow.onnx.log_model(
+            onnx.load(path),
+            name=MODEL_NAME,
+            signature=infer_signature(example, output),
+            input_example=example,
+            pip_requirements=mlflow.onnx.get_default_pip_requirements(),
+            metadata=metadata,
+            onnx_execution_providers=["CPUExecutionProvider"],  # fruitlab's int8 kernels are ONNX Runtime's CPU ones
+            save_as_external_data=False,
+            model_id=model_id,
+            run_id=recorder.run_id,
+        )
+
+
 def logged_model_uris(store: Store, experiment_id: str, run_id: str) -> list[str]:
     """The run's model as `runs:/<run_id>/model` and as MLflow 3's `models:/<model_id>`; [] when it logged none."""
     models = store.client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'")
@@ -134,12 +159,15 @@ def describe_logged_model(store: Store, reference: str) -> LoggedModel:
     classes = metadata.get("classes")
     if not classes or info.signature is None:
         raise ModelError(f"model '{reference}' was not logged by fruitlab: it lacks class names or a signature")
-    flavor = info.flavors.get("pytorch")
-    if flavor is None:
-        raise ModelError(f"model '{reference}' is not a PyTorch model: fruitlab serves the models its runs log")
+    if PYTORCH_FLAVOR in info.flavors:
+        flavor, data_path = PYTORCH_FLAVOR, info.flavors[PYTORCH_FLAVOR].get("model_data", "data")
+    elif ONNX_FLAVOR in info.flavors:
+        flavor, data_path = ONNX_FLAVOR, info.flavors[ONNX_FLAVOR]["data"]
+    else:
+        raise ModelError(f"model '{reference}' is neither PyTorch nor ONNX: fruitlab serves the models its runs log")
     shape = tuple(info.signature.inputs.inputs[0].shape[1:])
     quantization = metadata.get("quantization")
-    return LoggedModel(uri, info.run_id, list(classes), shape, quantization, flavor.get("model_data", "data"))
+    return LoggedModel(uri, info.run_id, list(classes), shape, quantization, flavor, data_path)
 
 
 def pickle_allowed_by_env() -> bool:
@@ -148,9 +176,9 @@ def pickle_allowed_by_env() -> bool:
 
 
 def load_logged_model(store: Store, model: LoggedModel, allow_pickle: bool | None = None) -> nn.Module:
-    """The logged model as a module, by the format its files have (never by what its metadata claims): a
-    `torch.export` archive through MLflow's loader with pickle refused, fruitlab's int8 TorchScript through
-    torch.jit.load, a Python pickle only when `allow_pickle` (default: $FRUITLAB_ALLOW_PICKLE)."""
+    """The logged PyTorch model as a module, by the format its files have (never by what its metadata claims): a
+    `torch.export` archive through MLflow's loader with pickle refused, a legacy int8 TorchScript archive through
+    `load_legacy_torchscript`, a Python pickle only when `allow_pickle` (default: $FRUITLAB_ALLOW_PICKLE)."""
     allow_pickle = pickle_allowed_by_env() if allow_pickle is None else allow_pickle
     flavor = pytorch_flavor()
     try:
@@ -162,7 +190,7 @@ def load_logged_model(store: Store, model: LoggedModel, allow_pickle: bool | Non
                 return flavor.load_model(str(local), map_location="cpu")
         pickled = files / "model.pth"
         if model.quantization and is_torchscript_archive(pickled):
-            return torch.jit.load(str(pickled), map_location="cpu")
+            return load_legacy_torchscript(pickled, model.uri)
         if not allow_pickle:
             raise ModelError(
                 f"run {model.run_id}'s model ({model.uri}) is stored as a Python pickle, which can run any code "
@@ -175,9 +203,32 @@ def load_logged_model(store: Store, model: LoggedModel, allow_pickle: bool | Non
         raise ModelError(f"cannot load model {model.uri} from {store.uri}: {error}") from error
 
 
+def load_legacy_torchscript(path: Path, uri: str) -> nn.Module:
+    """Legacy, removed in the next release: an int8 model of fruitlab 0.1, a TorchScript archive (torch.jit.load
+    resolves only TorchScript types, so no Python code runs)."""
+    warnings.warn(
+        f"{uri} is a TorchScript int8 model of fruitlab 0.1, loaded for one more release: quantize its source "
+        "model again with `fruitlab quantize` for the ONNX int8 model",
+        FutureWarning,
+        stacklevel=3,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's notice on its own loader: the one above says it
+        return torch.jit.load(str(path), map_location="cpu")
+
+
+def logged_onnx_file(store: Store, model: LoggedModel) -> Path:
+    """The logged ONNX model's file, downloaded from `store` (a protobuf: reading it runs no code)."""
+    try:
+        with store.fluent():  # a models:/ URI resolves through the process-wide tracking URI
+            return Path(mlflow.artifacts.download_artifacts(model.uri)) / model.data_path
+    except (MlflowException, OSError) as error:
+        raise ModelError(f"cannot load model {model.uri} from {store.uri}: {error}") from error
+
+
 def is_torchscript_archive(path: Path) -> bool:
-    """Whether `path` is what torch.jit.save writes (a zip of TorchScript code and constants), not a pickle
-    written by torch.save, whose archive has neither."""
+    """Legacy, with load_legacy_torchscript: whether `path` is what torch.jit.save writes (a zip of TorchScript code
+    and constants), not a pickle written by torch.save, whose archive has neither."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()

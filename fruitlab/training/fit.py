@@ -37,9 +37,7 @@ from fruitlab.training.speed import peak_rss_mb
 from fruitlab.training.transfer import apply_transfer
 
 
-def fit(
-    cfg: DictConfig, store: Store, hooks: TrainingHooks | None = None, overrides: Sequence[str] = ()
-) -> FitResult:
+def fit(cfg: DictConfig, store: Store, hooks: TrainingHooks | None = None, overrides: Sequence[str] = ()) -> FitResult:
     """Train, test and record one run in `store`, or continue the interrupted run `cfg.resume`. `hooks` (a
     sweep trial's) add callbacks and may cut training short; `overrides` (the command's) are recorded."""
     check_fit_config(cfg)

@@ -14,9 +14,7 @@ from fruitlab.training.speed import set_threads
 
 
 @interrupts_raise()
-def run(
-    cfg: DictConfig, store: Store, hooks: TrainingHooks | None = None, overrides: Sequence[str] = ()
-) -> FitResult:
+def run(cfg: DictConfig, store: Store, hooks: TrainingHooks | None = None, overrides: Sequence[str] = ()) -> FitResult:
     """Train, test and record `cfg` in `store`: one run, or with `cv.folds` set one parent run with a child run
     per fold. `hooks` (a sweep trial's) add callbacks and may cut training short; `overrides` (the command's)
     are recorded with the run."""
