@@ -29,6 +29,7 @@ from fruitlab.tracking.registry import register_model
 from fruitlab.tracking.runs import RunRecorder, tracked_run
 from fruitlab.tracking.store import checkpoint_dir, ensure_experiment, use_store
 from fruitlab.training.callbacks import FiniteLossGuard, RngStateInCheckpoint, progress_bars
+from fruitlab.training.cluster import cluster_environment, scheduler_tags
 from fruitlab.training.hooks import FitResult, TrainingHooks
 from fruitlab.training.module import ClassifierModule
 from fruitlab.training.record import record_setup
@@ -116,7 +117,9 @@ def train(
     callbacks += hooks.callbacks() if hooks else []
     if (early_stopping := build_early_stopping(cfg.get("early_stopping"), recorder)) is not None:
         callbacks.append(early_stopping)
-    trainer = pl.Trainer(**cfg.trainer, logger=False, callbacks=callbacks, enable_model_summary=False)
+    trainer = pl.Trainer(
+        **cfg.trainer, logger=False, callbacks=callbacks, enable_model_summary=False, plugins=[cluster_environment()]
+    )
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     return Training(trainer, checkpoint, metrics_logger.history, time.perf_counter() - started)
@@ -230,7 +233,7 @@ def fit(cfg: DictConfig, hooks: TrainingHooks | None = None) -> FitResult:
         resume_from = last_checkpoint(uri, recorder.run_id) if resumed else None
         directory = checkpoint_dir(uri, recorder.run_id)
         training = train(cfg, module, datamodule, directory, recorder, hooks, resume_from)
-        recorder.set_tags({"device": str(training.trainer.strategy.root_device)})
+        recorder.set_tags({"device": str(training.trainer.strategy.root_device), **scheduler_tags()})
         metrics = test_metrics(cfg, training, module, datamodule)
         recorder.log_metrics(metrics)
         log_learning_curves(recorder, {"": training.history})
