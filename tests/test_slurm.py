@@ -75,7 +75,7 @@ def test_a_sweep_on_slurm_runs_two_jobs_at_once_records_them_through_the_server_
     trials = the_trials(study)
     assert sorted(t.params["lr"] for t in trials) == [0.003, 0.01]
     assert all(t.state == TrialState.COMPLETE for t in trials)
-    parent, children = the_runs(url)
+    _, children = the_runs(url)  # the children of the sweep's parent run
     assert sorted(r.data.tags["trial_number"] for r in children.values()) == ["0", "1"]
     jobs = [r.data.tags[SLURM_JOB_TAG] for r in children.values()]
     assert len(set(jobs)) == 2 and all(job_states(slurm)[job] == "COMPLETED" for job in jobs)
@@ -125,9 +125,10 @@ def wait_for_a_training_job(cluster: SlurmCluster, url: str, sweep: subprocess.P
     while True:
         assert sweep.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
         try:
-            running = [r for r in the_runs(url)[1].values() if r.info.status == "RUNNING" and SLURM_JOB_TAG in r.data.tags]
+            children = the_runs(url)[1].values()
         except ValueError:  # no parent run yet
-            running = []
+            children = []
+        running = [r for r in children if r.info.status == "RUNNING" and SLURM_JOB_TAG in r.data.tags]
         if running:
             return running[0].data.tags[SLURM_JOB_TAG]
         time.sleep(0.5)
