@@ -58,9 +58,11 @@ def the_runs(url: str) -> tuple[mlflow.entities.Run, dict[str, mlflow.entities.R
     return parent, children
 
 
-def job_states(cluster: SlurmCluster) -> dict[str, str]:
-    lines = cluster.run("sacct", "-X", "-n", "-o", "JobID,State", "--parsable2").splitlines()
-    return dict(line.split("|")[:2] for line in lines)
+def jobs(cluster: SlurmCluster) -> dict[str, dict[str, str]]:
+    """The cluster's accounting of its jobs: job id -> State, Start, End (ISO times, which sort as text)."""
+    lines = cluster.run("sacct", "-X", "-n", "-o", "JobID,State,Start,End", "--parsable2").splitlines()
+    fields = [line.split("|") for line in lines]
+    return {job: {"State": state, "Start": start, "End": end} for job, state, start, end in fields}
 
 
 def test_a_sweep_on_slurm_runs_two_jobs_at_once_records_them_through_the_server_and_runs_once(
@@ -77,10 +79,9 @@ def test_a_sweep_on_slurm_runs_two_jobs_at_once_records_them_through_the_server_
     assert all(t.state == TrialState.COMPLETE for t in trials)
     _, children = the_runs(url)  # the children of the sweep's parent run
     assert sorted(r.data.tags["trial_number"] for r in children.values()) == ["0", "1"]
-    jobs = [r.data.tags[SLURM_JOB_TAG] for r in children.values()]
-    assert len(set(jobs)) == 2 and all(job_states(slurm)[job] == "COMPLETED" for job in jobs)
-    first, second = (r.info for r in children.values())
-    assert max(first.start_time, second.start_time) < min(first.end_time, second.end_time)  # at once
+    first, second = (jobs(slurm)[r.data.tags[SLURM_JOB_TAG]] for r in children.values())
+    assert first["State"] == second["State"] == "COMPLETED"
+    assert max(first["Start"], second["Start"]) < min(first["End"], second["End"])  # the two jobs ran at once
 
     client = mlflow.MlflowClient(url)
     champion = client.get_model_version_by_alias("fruits360", "champion")
@@ -116,7 +117,7 @@ def test_a_job_cancelled_mid_trial_fails_its_trial_and_the_sweep_completes_every
     run = children[failed.user_attrs["mlflow_run_id"]]
     assert run.data.tags[SLURM_JOB_TAG] == cancelled
     assert run.info.status in ("FAILED", "KILLED") and run.data.tags["error"], run.data.tags
-    assert job_states(slurm)[cancelled].startswith("CANCELLED")
+    assert jobs(slurm)[cancelled]["State"].startswith("CANCELLED")
 
 
 def wait_for_a_training_job(cluster: SlurmCluster, url: str, sweep: subprocess.Popen, log: Path) -> str:
