@@ -48,7 +48,7 @@ def main() -> None:
             print(f"cluster up in {time.perf_counter() - started:.1f} s (munged, MariaDB, slurmdbd, slurmctld, slurmd)")
             study = server.create_database("optuna")
             with mlflow_server(server.create_database("mlflow"), Path(folder)) as url:
-                command = [sys.executable, "-m", "fruitlab", "-m", "hydra/launcher=slurm",
+                command = [sys.executable, "-m", "fruitlab", "-m", "hydra/launcher=slurm", "hydra.launcher.mem_gb=1",
                            f"hydra.sweeper.n_jobs={args.n_jobs}", f"hydra.sweeper.storage={study}",
                            f"tracking.uri={url}", f"hydra.sweep.dir={folder}/multirun", "model=lenet", "optim=adam",
                            "trainer.max_epochs=1", "data.image_size=16", "trainer.enable_progress_bar=false",

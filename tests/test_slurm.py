@@ -23,7 +23,7 @@ from fruitlab.serving.recorded import load_recorded_model
 from fruitlab.training.cluster import SLURM_JOB_TAG, cluster_environment
 
 TINY = ["model=lenet", *FAST, "data.image_size=16", "optim=adam"]
-SLURM = ["hydra/launcher=slurm", "hydra.launcher.partition=local", "hydra.sweeper.n_jobs=2"]
+SLURM = ["hydra/launcher=slurm", "hydra.launcher.partition=local", "hydra.launcher.mem_gb=1", "hydra.sweeper.n_jobs=2"]
 
 
 @pytest.fixture
