@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import pytest
 from omegaconf import DictConfig
 from pg import PostgresServer, missing_reason, postgres_server
+from slurm import SlurmCluster, slurm_cluster
+from slurm import missing_reason as slurm_missing_reason
 
 if TYPE_CHECKING:
     from fruitlab.training.hooks import FitResult
@@ -152,14 +154,29 @@ def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> FinishedSweep:
     return FinishedSweep(uri, "fruits360", "pca-sweep", parent.info.run_id, finished, failed)
 
 
+def skip_or_fail(reason: str) -> None:
+    """A missing server skips its tests on a developer's machine; under CI (which installs them) it fails them."""
+    if os.environ.get("FRUITLAB_REQUIRE_SERVERS"):
+        pytest.fail(f"{reason}; FRUITLAB_REQUIRE_SERVERS is set", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A throw-away PostgreSQL server for the session; skipped where PostgreSQL is not installed."""
-    reason = missing_reason()
-    if reason:
-        pytest.skip(reason)
+    if reason := missing_reason():
+        skip_or_fail(reason)
     with postgres_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def slurm() -> Iterator[SlurmCluster]:
+    """A throw-away one-node SLURM cluster for the session; skipped where its packages are not installed."""
+    if reason := slurm_missing_reason():
+        skip_or_fail(reason)
+    with slurm_cluster() as cluster:
+        yield cluster
 
 
 # Metrics that time a run: they differ between two runs of the same config.

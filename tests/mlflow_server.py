@@ -45,7 +45,7 @@ def wait_until_healthy(url: str, server: subprocess.Popen, log: Path, timeout: f
         try:
             if requests.get(f"{url}/health", timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or slow to answer under load
             pass
         time.sleep(0.5)
     raise AssertionError(f"mlflow server did not answer in {timeout} s: {log.read_text()[-2000:]}")

@@ -44,11 +44,17 @@ class PostgresServer:
     def __init__(self, bindir: Path, root: Path, port: int) -> None:
         self.bindir, self.root, self.port = bindir, root, port
 
-    def _run(self, tool: str, *args: str) -> None:
+    def _run(self, tool: str, *args: str) -> str:
         command = [str(self.bindir / tool), *args]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
+        return subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout
+
+    def query(self, sql: str) -> str:
+        """psql's unaligned output of `sql` (rows of `|`-separated fields), on the server's first database."""
+        return self._run(
+            "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-At", "-c", sql
+        )
 
     def create_database(self, name: str) -> str:
         """A new empty database; its SQLAlchemy URL (the psycopg2 driver)."""

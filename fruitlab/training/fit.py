@@ -20,6 +20,7 @@ from fruitlab.tracking.query import RunRecord
 from fruitlab.tracking.registry import register_model
 from fruitlab.tracking.runs import RunRecorder, tracked_run
 from fruitlab.tracking.store import Store
+from fruitlab.training.cluster import scheduler_tags
 from fruitlab.training.hooks import FitResult, TrainingHooks
 from fruitlab.training.loop import (
     Training,
@@ -87,6 +88,8 @@ def begin_run(
     """What the run records before training (a resumed run has it already), and the transferred weights."""
     if hooks:
         hooks.run_started(recorder)
+    if scheduler := scheduler_tags():  # at once, so that a running job is found from its run
+        recorder.set_tags(scheduler)
     if not resumed:
         record_setup(recorder, cfg, datamodule, module, overrides)
     elif "error" in resumed.tags:

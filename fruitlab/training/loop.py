@@ -18,6 +18,7 @@ from fruitlab.plotting import History, learning_curves
 from fruitlab.tracking.epoch_logger import EpochMetricsLogger
 from fruitlab.tracking.runs import RunRecorder
 from fruitlab.training.callbacks import FiniteLossGuard, RngStateInCheckpoint, progress_bars
+from fruitlab.training.cluster import cluster_environment
 from fruitlab.training.hooks import TrainingHooks
 from fruitlab.training.module import ClassifierModule
 from fruitlab.training.speed import wants_channels_last
@@ -102,7 +103,8 @@ def train(
     callbacks += hooks.callbacks() if hooks else []
     if (early_stopping := build_early_stopping(cfg.get("early_stopping"), recorder)) is not None:
         callbacks.append(early_stopping)
-    trainer = pl.Trainer(**cfg.trainer, logger=False, callbacks=callbacks, enable_model_summary=False)
+    plugins = [cluster_environment()]  # chosen here, not probed by Lightning: see training.cluster
+    trainer = pl.Trainer(**cfg.trainer, logger=False, callbacks=callbacks, enable_model_summary=False, plugins=plugins)
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     return Training(trainer, checkpoint, metrics_logger.history, time.perf_counter() - started)
