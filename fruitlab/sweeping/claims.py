@@ -22,6 +22,7 @@ from fruitlab.sweeping.storage import record_heartbeat, trial_id
 # A trial in one of these states holds its point: it is not run again.
 TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 FAIL_REASON = "fail_reason"  # user attribute of a trial that failed by itself (not interrupted)
+LOST_ATTR = "lost"  # user attribute of a failed trial whose job never reported (cancelled, killed)
 SuggestMore = Callable[[optuna.Trial], None]  # custom_search_space, bound to the sweep's config
 
 
@@ -45,8 +46,16 @@ def load_extension(path: str | None, config: DictConfig) -> SuggestMore | None:
 
 def retryable(trial: FrozenTrial, started: datetime) -> bool:
     """A failed trial is run again by a later invocation of the sweep; an interrupted one (its worker died
-    and the trial went stale, so no failure reason was recorded) at once."""
-    return FAIL_REASON not in trial.user_attrs or trial.datetime_start < started
+    and the trial went stale, so no failure reason was recorded) or a lost one (its job was cancelled or
+    killed: the cluster's failure, not the configuration's) at once."""
+    attrs = trial.user_attrs
+    return FAIL_REASON not in attrs or attrs.get(LOST_ATTR, False) or trial.datetime_start < started
+
+
+def lost_here(trial: FrozenTrial, started: datetime) -> bool:
+    """The trial's job was lost in this invocation: its point runs again, but the loss counts toward
+    max_failure_rate, so that a sweep whose jobs are always lost ends."""
+    return trial.state == TrialState.FAIL and trial.user_attrs.get(LOST_ATTR, False) and trial.datetime_start >= started
 
 
 def failed_here(trial: FrozenTrial, started: datetime) -> bool:

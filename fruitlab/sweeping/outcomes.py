@@ -32,10 +32,15 @@ class Outcome:
     state: TrialState
     values: list[float] | None = None
     reason: str | None = None
+    lost: bool = False  # the job never reported (cancelled, killed, its node or worker died): run its point again
 
     @classmethod
     def failed(cls, reason: str) -> Outcome:
         return cls(TrialState.FAIL, reason=reason[:REASON_LENGTH])
+
+    @classmethod
+    def lost_job(cls, reason: str) -> Outcome:
+        return cls(TrialState.FAIL, reason=reason[:REASON_LENGTH], lost=True)
 
 
 def failure_reason(error: BaseException) -> str:

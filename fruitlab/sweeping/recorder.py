@@ -8,6 +8,7 @@ The only sweeping module that calls fruitlab.tracking, and only these, all throu
     runs.create_run(store, experiment_id, run_name, tags) -> RunRecorder
     runs.tracked_run(store, experiment_id, run_id=...) -> context of a RunRecorder
     runs.RunRecorder(run_id, store)                  runs.end_lost_run(store, run_id, reason, tags) -> bool
+    runs.fail_run(store, run_id, reason, tags)
     registry.set_champion(store, run_id, name) -> version   links.StoreUI.of(uri) -> StoreUI
 """
 
@@ -29,7 +30,7 @@ from fruitlab.sweeping.storage import storage_label
 from fruitlab.tracking.links import StoreUI
 from fruitlab.tracking.query import SWEEP_PARENT_TAG, runs_tagged
 from fruitlab.tracking.registry import CHAMPION, set_champion
-from fruitlab.tracking.runs import RunRecorder, create_run, end_lost_run, tracked_run
+from fruitlab.tracking.runs import RunRecorder, create_run, end_lost_run, fail_run, tracked_run
 from fruitlab.tracking.store import Store
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,10 @@ class SweepRecorder:
             tags = {TRIAL_STATE_TAG: outcome.state.name}
             if outcome.reason:
                 tags[FAIL_REASON] = outcome.reason
-            RunRecorder(run_id, self.store).set_tags(tags)
+            if outcome.lost:
+                fail_run(self.store, run_id, outcome.reason or "the trial's job was lost", tags)
+            else:
+                RunRecorder(run_id, self.store).set_tags(tags)
 
     def report(self, study: optuna.Study) -> None:
         """The study's outcome on the parent run and in the results file. Call under the study's lock."""

@@ -16,7 +16,16 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from fruitlab.errors import RunInterrupted
-from fruitlab.sweeping.claims import FAIL_REASON, Claim, SuggestMore, claim, failed_here, running_trials
+from fruitlab.sweeping.claims import (
+    FAIL_REASON,
+    LOST_ATTR,
+    Claim,
+    SuggestMore,
+    claim,
+    failed_here,
+    lost_here,
+    running_trials,
+)
 from fruitlab.sweeping.identity import PRUNED_EPOCH_ATTR
 from fruitlab.sweeping.outcomes import Outcome, failure_reason, outcome_of
 from fruitlab.sweeping.plan import SweepPlan
@@ -110,7 +119,7 @@ class Scheduler:
 
     def check_failure_rate(self, started: datetime) -> None:
         """Stop the sweep once more than max_failure_rate x n_trials trials failed in this invocation."""
-        failures = sum(failed_here(t, started) for t in self.study.get_trials(deepcopy=False))
+        failures = sum(failed_here(t, started) or lost_here(t, started) for t in self.study.get_trials(deepcopy=False))
         rate, budget = self.plan.settings.max_failure_rate, self.plan.budget
         if failures > rate * budget:
             self.state.stop(f"{failures} of n_trials={budget} trials failed, more than max_failure_rate={rate} allows")
@@ -129,8 +138,8 @@ class Scheduler:
         except INTERRUPTIONS as interruption:
             self.finish(claimed, Outcome.failed(str(interruption) or "interrupted"))
             raise
-        except Exception as error:  # the job's config could not be composed, or its worker process died
-            outcome = Outcome.failed(failure_reason(error))
+        except Exception as error:  # no result came back: the job was cancelled or killed, or its process died
+            outcome = Outcome.lost_job(failure_reason(error))
         self.finish(claimed, outcome)
 
     def finish(self, claimed: Claim, outcome: Outcome) -> None:
@@ -143,6 +152,8 @@ class Scheduler:
             return
         if outcome.reason:
             trial.set_user_attr(FAIL_REASON, outcome.reason)
+        if outcome.lost:
+            trial.set_user_attr(LOST_ATTR, True)
         self.study.tell(trial, outcome.values, state=outcome.state)
         self.on_finished(recorded, outcome)
         log.info("trial %d %s: %s", trial.number, outcome.state.name, self.detail(recorded, outcome))

@@ -213,6 +213,13 @@ def end_lost_run(store: Store, run_id: str, reason: str, tags: Mapping[str, str]
     return True
 
 
+def fail_run(store: Store, run_id: str, reason: str, tags: Mapping[str, str]) -> None:
+    """End a run as FAILED, with `reason` as its `error` tag and `tags`, whatever its process recorded: for a run
+    whose job the scheduler cancelled or killed (the job may have ended it KILLED on its way out)."""
+    RunRecorder(run_id, store).set_tags({**tags, "error": reason})
+    store.client.set_terminated(run_id, "FAILED")
+
+
 def flatten(config: Mapping, prefix: str = "") -> dict[str, object]:
     """{'model': {'name': 'vgg1'}} -> {'model.name': 'vgg1'}; lists stay whole."""
     flat: dict[str, object] = {}

@@ -52,10 +52,15 @@ for _name, _options in SAMPLER_GROUP.items():
 
 
 def threads_per_trial(launcher: Launcher, n_jobs: int) -> int | None:
-    """Torch threads for each trial's job when the launcher runs it in a process on this machine: the cores
-    divided among the `n_jobs` trials in flight (joblib's workers would otherwise get one thread each however
-    many trials run). None when each trial has its own node (SLURM) or runs in the sweeper's process."""
-    local = type(launcher).__name__ in ("JoblibLauncher", "LocalLauncher")  # LocalLauncher: submitit_local
+    """Torch threads for each trial's job. On this machine (joblib, submitit_local): the cores divided among the
+    `n_jobs` trials in flight (joblib's workers would otherwise get one thread each however many trials run).
+    On SLURM: the job's CPUs (`cpus_per_task`), since a cluster without CPU binding shows a job every core of its
+    node. None (torch's default) when the launcher runs the trial in the sweeper's process, or SLURM's
+    `cpus_per_task` is not set."""
+    kind = type(launcher).__name__
+    if kind == "SlurmLauncher":
+        return launcher.params.get("cpus_per_task")
+    local = kind in ("JoblibLauncher", "LocalLauncher")  # LocalLauncher: submitit_local
     return max(1, len(os.sched_getaffinity(0)) // n_jobs) if local else None
 
 
