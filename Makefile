@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup run test test-unit test-slow lint bench ui
 
-# editable_mode=compat puts the source tree on sys.path, so that Hydra finds the sweeper in hydra_plugins/.
+# Any install finds the sweeper (fruitlab adds its hydra_plugins folder to Hydra's plugin path itself);
+# compat mode keeps the source tree on sys.path, so that the tests' subprocesses import this checkout.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
@@ -23,9 +24,10 @@ run: setup
 # The fast tier first, so that a broken piece of logic fails in seconds; then everything else under tests/.
 test: setup
 	$(PY) -m ruff check fruitlab hydra_plugins tests benchmarks
+	$(PY) -m ruff format --check fruitlab hydra_plugins tests benchmarks
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest tests/unit
-	$(PY) -m pytest tests --ignore=tests/unit
+	$(PY) -m pytest tests/e2e
 
 test-unit: setup
 	$(PY) -m pytest tests/unit

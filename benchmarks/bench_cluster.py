@@ -1,4 +1,4 @@
-"""What a SLURM sweep asks of its shared services, measured on the test cluster (tests/slurm.py): the throw-away
+"""What a SLURM sweep asks of its shared services, measured on the test cluster (tests/e2e/slurm.py): the throw-away
 cluster's start time, and while a sweep of `n_jobs` trials runs, the peak number of PostgreSQL connections to the
 study's database and to the tracking server's database, sampled every 0.2 s, and the sweep's wall time.
 
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
 from mlflow_server import mlflow_server  # noqa: E402
 from pg import PostgresServer, postgres_server  # noqa: E402

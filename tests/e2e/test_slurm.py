@@ -1,4 +1,4 @@
-"""Sweeps through a real SLURM scheduler (a throw-away one-node cluster, tests/slurm.py): trials as submitit jobs,
+"""Sweeps through a real SLURM scheduler (a throw-away one-node cluster, tests/e2e/slurm.py): trials as submitit jobs,
 the Optuna study in PostgreSQL, MLflow through a tracking server on PostgreSQL that serves the artifacts."""
 
 import os

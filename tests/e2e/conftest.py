@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 from fruitlab.config import compose_config as compose_overrides
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # Settings that keep a real training run short in tests.
 FAST = [

@@ -1,7 +1,7 @@
 """A Hydra app that is not fruitlab's training, swept by fruitlab's sweeper as a user of the upstream Optuna
 sweeper would: it returns one number, or two for two objectives (`two=true`), after `sleep` seconds.
 
-    python tests/apps/toy_task.py -m 'x=interval(-3,3)' hydra.sweeper.n_trials=5
+    python tests/e2e/apps/toy_task.py -m 'x=interval(-3,3)' hydra.sweeper.n_trials=5
 """
 
 import time

@@ -1,6 +1,6 @@
 """Sweeps at scale: trials in parallel through real Hydra launchers (joblib, submitit_local), sweeps that end
 when their trials fail, distinct points across workers, and the upstream Optuna sweeper's settings on a Hydra
-task that is not fruitlab's training (tests/apps/toy_task.py)."""
+task that is not fruitlab's training (tests/e2e/apps/toy_task.py)."""
 
 import os
 import subprocess
@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 TINY = ["model=lenet", *FAST, "data.image_size=16", "tracking.log_model=false"]
-TOY = REPO / "tests" / "apps" / "toy_task.py"
+TOY = REPO / "tests" / "e2e" / "apps" / "toy_task.py"
 
 
 def the_study(storage: str) -> optuna.Study:

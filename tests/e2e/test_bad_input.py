@@ -70,7 +70,7 @@ def _text_named_jpeg(tmp_path: Path) -> tuple[Path, str]:
     return root, f"cannot read image {impostor}"
 
 
-# A truncated JPEG takes the same path as the text file below (tests/test_data.py reads one in-process).
+# A truncated JPEG takes the same path as the text file below (tests/e2e/test_data.py reads one in-process).
 @pytest.mark.parametrize("make_dataset", [_empty_folder, _text_named_jpeg])
 def test_dataset_problems_are_one_line_naming_the_path(tmp_path: Path, make_dataset) -> None:
     root, expected = make_dataset(tmp_path)

@@ -10,7 +10,7 @@ from fruitlab.data.imagefolder import ImageFolderDataModule, embedded_sample, sc
 from fruitlab.data.splits import frame_number, split_indices
 from fruitlab.errors import ConfigError, DataError
 
-HARD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fruits360-hard"
+HARD = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fruits360-hard"
 
 
 def training_files(root: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
