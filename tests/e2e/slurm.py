@@ -111,8 +111,8 @@ SlurmdUser=root
 AuthType=auth/munge
 AuthInfo=socket={root}/munge.socket
 CryptoType=crypto/munge
-SlurmctldPort={ports['slurmctld']}
-SlurmdPort={ports['slurmd']}
+SlurmctldPort={ports["slurmctld"]}
+SlurmdPort={ports["slurmd"]}
 StateSaveLocation={root}/state
 SlurmdSpoolDir={root}/spool
 SlurmctldPidFile={root}/slurmctld.pid
@@ -127,7 +127,7 @@ SelectTypeParameters=CR_CPU_Memory
 DefMemPerCPU=1000
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
-AccountingStoragePort={ports['slurmdbd']}
+AccountingStoragePort={ports["slurmdbd"]}
 AccountingStoragePass={root}/munge.socket
 MpiDefault=none
 MailProg=/bin/true
@@ -146,13 +146,13 @@ def slurmdbd_conf(root: Path, ports: dict[str, int], password: str) -> str:
     return f"""AuthType=auth/munge
 AuthInfo=socket={root}/munge.socket
 DbdHost=localhost
-DbdPort={ports['slurmdbd']}
+DbdPort={ports["slurmdbd"]}
 SlurmUser=root
 PidFile={root}/slurmdbd.pid
 LogFile={root}/slurmdbd.log
 StorageType=accounting_storage/mysql
 StorageHost=127.0.0.1
-StoragePort={ports['mariadb']}
+StoragePort={ports["mariadb"]}
 StorageUser=slurm
 StoragePass={password}
 StorageLoc=slurm_acct_db
