@@ -34,7 +34,7 @@ def uses_convolutions(model: nn.Module) -> bool:
 
 def wants_channels_last(setting: bool | str, model: nn.Module, accelerator: str) -> bool:
     """`channels_last`: true, false, or auto: convolutional models on the CPU (oneDNN) or a CUDA GPU, where the
-    channels-last layout is the faster one for convolutions (measured on CPU in the README's Benchmarks)."""
+    channels-last layout is the faster one for convolutions (measured on CPU: docs/benchmarks.md)."""
     if setting == "auto":
         return uses_convolutions(model) and accelerator in ("cpu", "cuda", "gpu")
     if isinstance(setting, bool):

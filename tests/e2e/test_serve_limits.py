@@ -1,7 +1,7 @@
 """`fruitlab serve` fit for a shared network, over real HTTP on 127.0.0.1: the bearer token on every route (the docs
 included), no open port without a token unless --insecure, the body limit enforced before the body is read, a
 bound on requests in progress (503 beyond), image size checked before decoding, NaN/Inf or wrong-shaped pixels
-refused, and the server's memory within the README's bound under 200 concurrent requests; each with the recorded
+refused, and the server's memory within the documented bound (docs/reliability.md) under 200 concurrent requests; each with the recorded
 PyTorch model and with its int8 ONNX model run by ONNX Runtime (--runtime onnxruntime)."""
 
 import http.client
@@ -29,7 +29,7 @@ TOKEN = "a-token-for-this-test"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MAX_CONCURRENT = 4
 MAX_SIDE = 2048
-MEMORY_BOUND_MB = 1500  # the README's bound (Reliability): peak RSS of the server under the loop below
+MEMORY_BOUND_MB = 1500  # docs/reliability.md's bound: peak RSS of the server under the loop below
 CONCURRENT_REQUESTS = 200
 
 
