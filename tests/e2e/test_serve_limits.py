@@ -1,8 +1,8 @@
 """`fruitlab serve` fit for a shared network, over real HTTP on 127.0.0.1: the bearer token on every route (the docs
 included), no open port without a token unless --insecure, the body limit enforced before the body is read, a
 bound on requests in progress (503 beyond), image size checked before decoding, NaN/Inf or wrong-shaped pixels
-refused, and the server's memory within the documented bound (docs/reliability.md) under 200 concurrent requests; each with the recorded
-PyTorch model and with its int8 ONNX model run by ONNX Runtime (--runtime onnxruntime)."""
+refused, and the server's memory within the bound of docs/reliability.md under 200 concurrent requests; each with
+the recorded PyTorch model and with its int8 ONNX model run by ONNX Runtime (--runtime onnxruntime)."""
 
 import http.client
 import io
