@@ -5,7 +5,6 @@ that trained it (artifacts under export/)."""
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +38,9 @@ def export(
 
     store = Store.open(tracking_uri)
     recorded = load_recorded_model(store, model, allow_pickle)
-    cache_dir = os.environ.get("FRUITLAB_CACHE")  # the decode cache of this machine, as training finds it
+    from fruitlab.data.cache import default_cache_dir
+
+    cache_dir = str(default_cache_dir())  # this machine's decode cache, as training finds it
     report = export_model(store, recorded, out / recorded.run_id, atol, cache_dir)
     if log:
         log_export(RunRecorder(recorded.run_id, store), report)

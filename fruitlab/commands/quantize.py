@@ -8,7 +8,6 @@ adds it as a new version of NAME (served by `fruitlab serve --runtime onnxruntim
 from __future__ import annotations
 
 import argparse
-import os
 from typing import TYPE_CHECKING
 
 from fruitlab.commands.common import add_model_argument, command_parser, run_or_exit
@@ -48,7 +47,9 @@ def quantize(
 
     store = Store.open(tracking_uri)
     recorded = load_recorded_model(store, model, allow_pickle)
-    cache_dir = os.environ.get("FRUITLAB_CACHE")  # the decode cache of this machine, as training finds it
+    from fruitlab.data.cache import default_cache_dir
+
+    cache_dir = str(default_cache_dir())  # this machine's decode cache, as training finds it
     return quantize_recorded_model(store, recorded, mode, calibration_batches, register, cache_dir)
 
 
