@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from fruitlab.commands.common import add_model_argument, command_parser, run_or_exit
 
 if TYPE_CHECKING:
+    from fruitlab.data.cache import default_cache_dir
     from fruitlab.serving.export import ExportReport
 
 
@@ -38,8 +39,6 @@ def export(
 
     store = Store.open(tracking_uri)
     recorded = load_recorded_model(store, model, allow_pickle)
-    from fruitlab.data.cache import default_cache_dir
-
     cache_dir = str(default_cache_dir())  # this machine's decode cache, as training finds it
     report = export_model(store, recorded, out / recorded.run_id, atol, cache_dir)
     if log:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from fruitlab.commands.common import add_model_argument, command_parser, run_or_exit
 
 if TYPE_CHECKING:
+    from fruitlab.data.cache import default_cache_dir
     from fruitlab.serving.quantize import QuantizationReport
 
 
@@ -47,8 +48,6 @@ def quantize(
 
     store = Store.open(tracking_uri)
     recorded = load_recorded_model(store, model, allow_pickle)
-    from fruitlab.data.cache import default_cache_dir
-
     cache_dir = str(default_cache_dir())  # this machine's decode cache, as training finds it
     return quantize_recorded_model(store, recorded, mode, calibration_batches, register, cache_dir)
 
