@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from fruitlab.commands.common import add_model_argument, command_parser, run_or_exit
 
 if TYPE_CHECKING:
-    from fruitlab.data.cache import default_cache_dir
     from fruitlab.serving.export import ExportReport
 
 
@@ -32,6 +31,7 @@ def export(
     tracking_uri: str | None = None,
     allow_pickle: bool | None = None,
 ) -> ExportReport:
+    from fruitlab.data.cache import default_cache_dir
     from fruitlab.serving.export import export_model, log_export
     from fruitlab.serving.recorded import load_recorded_model
     from fruitlab.tracking.runs import RunRecorder

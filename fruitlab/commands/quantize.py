@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from fruitlab.commands.common import add_model_argument, command_parser, run_or_exit
 
 if TYPE_CHECKING:
-    from fruitlab.data.cache import default_cache_dir
     from fruitlab.serving.quantize import QuantizationReport
 
 
@@ -42,6 +41,7 @@ def quantize(
     tracking_uri: str | None = None,
     allow_pickle: bool | None = None,
 ) -> QuantizationReport:
+    from fruitlab.data.cache import default_cache_dir
     from fruitlab.serving.quantize import quantize_recorded_model
     from fruitlab.serving.recorded import load_recorded_model
     from fruitlab.tracking.store import Store
