@@ -20,6 +20,7 @@ from pg import PostgresServer
 from slurm import SlurmCluster
 
 from fruitlab.serving.recorded import load_recorded_model
+from fruitlab.tracking.store import Store
 from fruitlab.training.cluster import SLURM_JOB_TAG, cluster_environment
 
 TINY = ["model=lenet", *FAST, "data.image_size=16", "optim=adam"]
@@ -88,8 +89,7 @@ def test_a_sweep_on_slurm_runs_two_jobs_at_once_records_them_through_the_server_
     champion = client.get_model_version_by_alias("fruits360", "champion")
     best = min(trials, key=lambda t: t.value)
     assert champion.run_id == best.user_attrs["mlflow_run_id"] and champion.run_id in children
-    mlflow.set_tracking_uri(url)
-    model = load_recorded_model("models:/fruits360@champion")  # its files come from the server's artifact store
+    model = load_recorded_model(Store.open(url), "models:/fruits360@champion")  # files from the server's store
     assert model.run_id == champion.run_id and len(model.classes) == 10
 
     again = run_sweep(slurm, command, tmp_path)  # the same command again: every point is done
