@@ -96,7 +96,8 @@ def pending_points(candidates: Sequence[Point], trials: Sequence[FrozenTrial], s
 def enqueue_points(study: optuna.Study, points: Sequence[Point]) -> int:
     """Enqueue `points` in order, but none the study already holds (a resumed sweep enqueued them before);
     returns how many were enqueued. Call under `study_lock`."""
-    held = {point_key(t.params) for t in study.get_trials(deepcopy=False)}
+    # A waiting trial's point is in its fixed params until a worker takes it.
+    held = {point_key(t.system_attrs.get("fixed_params") or t.params) for t in study.get_trials(deepcopy=False)}
     enqueued = 0
     for point in points:
         if point_key(point) not in held:

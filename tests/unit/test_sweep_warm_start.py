@@ -1,13 +1,28 @@
-"""Warm starts without a store: recorded runs (plain mappings, as MLflow records them) as trials of a search
-space, the reasons a run is skipped, and the enqueued points checked against the space."""
+"""Warm starts without a store or a process: recorded runs (plain mappings, as MLflow records them) as trials of a
+search space, the reasons a run is skipped, the enqueued points checked against the space, and both added to an
+in-memory Optuna study."""
 
+from datetime import datetime
+
+import optuna
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from optuna.trial import TrialState
 
 from fruitlab.errors import ConfigError
+from fruitlab.sweeping.claims import add_seeded_trials, counted, enqueue_points, is_warm_started, pending_points
 from fruitlab.sweeping.objectives import Objective
 from fruitlab.sweeping.space import SearchSpace
-from fruitlab.sweeping.warm_start import RecordedRun, Seed, Seeding, enqueued_points, seed_of, warm_start_sources
+from fruitlab.sweeping.warm_start import (
+    SEEDED_ATTR,
+    WARM_STARTED_ATTR,
+    RecordedRun,
+    Seed,
+    Seeding,
+    enqueued_points,
+    seed_of,
+    warm_start_sources,
+)
 
 from .sweep_config import TRAINING, plan_of, task_config
 
@@ -131,3 +146,33 @@ def test_the_plan_carries_the_warm_start_settings_and_refuses_more_points_than_t
         plan_of("lr=0.1,0.01", config=config, enqueue=[{"lr": 0.01}, {"lr": 0.1}], n_trials=1)
     with pytest.raises(ConfigError, match="only fruitlab's training records runs"):
         plan_of("x=0,1", warm_start=["fruits360"])
+
+
+LR_GRID = SearchSpace.from_overrides(OverridesParser.create().parse_overrides(["lr=0.1,0.01,0.001"]))
+
+
+def test_seeded_trials_are_complete_with_their_curve_hold_their_point_and_cost_no_budget():
+    study = optuna.create_study(direction="maximize")  # in memory: the same Study API as the RDB storage
+    seeds = [Seed("a", {"lr": 0.1}, (0.5,)), Seed("b", {"lr": 0.01}, (0.7,))]
+    add_seeded_trials(study, LR_GRID, seeds, {"a": {0: 0.4, 1: 0.5}})
+    trials = study.get_trials()
+    assert [(t.number, t.state, t.params, t.value) for t in trials] == [
+        (0, TrialState.COMPLETE, {"lr": 0.1}, 0.5),
+        (1, TrialState.COMPLETE, {"lr": 0.01}, 0.7),
+    ]
+    assert trials[0].intermediate_values == {0: 0.4, 1: 0.5} and trials[1].intermediate_values == {}
+    assert [t.user_attrs[SEEDED_ATTR] for t in trials] == ["a", "b"]
+    assert is_warm_started(study) and study.user_attrs[WARM_STARTED_ATTR] == 2
+    started = datetime.now()
+    assert counted(trials, started) == []  # n_trials counts the sweep's own trials
+    assert pending_points(LR_GRID.grid(), trials, started) == [{"lr": 0.001}]  # a seeded grid point is not rerun
+
+
+def test_enqueued_points_wait_in_order_and_are_not_enqueued_again():
+    study = optuna.create_study()
+    add_seeded_trials(study, LR_GRID, [Seed("a", {"lr": 0.1}, (0.5,))], {})
+    points = [{"lr": 0.01}, {"lr": 0.1}, {"lr": 0.001}]
+    assert enqueue_points(study, points) == 2  # 0.1 is held by the seeded trial
+    assert enqueue_points(study, points) == 0  # a resumed sweep
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.params for t in waiting] == [{"lr": 0.01}, {"lr": 0.001}]
