@@ -175,4 +175,4 @@ def test_enqueued_points_wait_in_order_and_are_not_enqueued_again():
     assert enqueue_points(study, points) == 2  # 0.1 is held by the seeded trial
     assert enqueue_points(study, points) == 0  # a resumed sweep
     waiting = study.get_trials(states=(TrialState.WAITING,))
-    assert [t.params for t in waiting] == [{"lr": 0.01}, {"lr": 0.001}]
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [{"lr": 0.01}, {"lr": 0.001}]
