@@ -5,7 +5,8 @@ model, and `optimization_results.yaml` in the sweep's folder.
 The only sweeping module that calls fruitlab.tracking, and only these, all through one `Store`:
     store.Store.open(uri) -> Store (.uri, .root, .ensure_experiment(name) -> id)
     query.runs_tagged(store, experiment_id, key, value) -> [RunRecord]
-    query.runs_under(store, name_or_id) -> [RunRecord] | None    query.StoreReader(store).read_history(run_id, names)
+    query.runs_under(store, name_or_id) -> [RunRecord] | None
+    query.StoreReader(store).read_history(run_id, names) -> {name: [(step, value)]}
     runs.create_run(store, experiment_id, run_name, tags) -> RunRecorder
     runs.tracked_run(store, experiment_id, run_id=...) -> context of a RunRecorder
     runs.RunRecorder(run_id, store)                  runs.end_lost_run(store, run_id, reason, tags) -> bool
