@@ -4,7 +4,7 @@ waiting trial, a pending grid point or a failed point to retry, or a new sample.
 twice."""
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from fruitlab.errors import ConfigError
 from fruitlab.sweeping.space import Point, SearchSpace, point_key
 from fruitlab.sweeping.storage import record_heartbeat, trial_id
+from fruitlab.sweeping.warm_start import SEEDED_ATTR, WARM_STARTED_ATTR, Seed
 
 # A trial in one of these states holds its point: it is not run again.
 TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
@@ -63,10 +64,15 @@ def failed_here(trial: FrozenTrial, started: datetime) -> bool:
     return trial.state == TrialState.FAIL and not retryable(trial, started)
 
 
+def seeded(trial: FrozenTrial) -> bool:
+    """The trial was made from a finished MLflow run (warm start): it holds its point but ran in no sweep."""
+    return SEEDED_ATTR in trial.user_attrs
+
+
 def counted(trials: Sequence[FrozenTrial], started: datetime) -> list[FrozenTrial]:
     """The trials that count toward the budget: those that hold their point and those failed in this
-    invocation (so a sweep whose trials keep failing ends)."""
-    return [t for t in trials if t.state in TAKEN or failed_here(t, started)]
+    invocation (so a sweep whose trials keep failing ends); warm-start trials cost nothing and do not count."""
+    return [t for t in trials if (t.state in TAKEN and not seeded(t)) or failed_here(t, started)]
 
 
 def unresolved_failures(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
@@ -78,13 +84,50 @@ def unresolved_failures(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
 
 def pending_points(candidates: Sequence[Point], trials: Sequence[FrozenTrial], started: datetime) -> list[Point]:
     """The candidates that no trial holds, nor failed in this invocation, without repeats."""
-    held = {point_key(t.params) for t in counted(trials, started)}
+    held = {point_key(t.params) for t in [*counted(trials, started), *filter(seeded, trials)]}
     pending: list[Point] = []
     for point in candidates:
         if point_key(point) not in held:
             held.add(point_key(point))
             pending.append(point)
     return pending
+
+
+def enqueue_points(study: optuna.Study, points: Sequence[Point]) -> int:
+    """Enqueue `points` in order, but none the study already holds (a resumed sweep enqueued them before);
+    returns how many were enqueued. Call under `study_lock`."""
+    # A waiting trial's point is in its fixed params until a worker takes it.
+    held = {point_key(t.system_attrs.get("fixed_params") or t.params) for t in study.get_trials(deepcopy=False)}
+    enqueued = 0
+    for point in points:
+        if point_key(point) not in held:
+            held.add(point_key(point))
+            study.enqueue_trial(point)
+            enqueued += 1
+    return enqueued
+
+
+def is_warm_started(study: optuna.Study) -> bool:
+    return WARM_STARTED_ATTR in study.user_attrs
+
+
+def add_seeded_trials(
+    study: optuna.Study, space: SearchSpace, seeds: Sequence[Seed], curves: Mapping[str, Mapping[int, float]]
+) -> None:
+    """Each seed as a complete trial, with its run's curve (`curves[run_id]`, step -> objective) as intermediate
+    values; then mark the study warm-started, so that this happens once. Call under `study_lock`."""
+    distributions = {p.name: p.distribution for p in space.parameters}
+    for seed in seeds:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=seed.params,
+                distributions=distributions,
+                values=list(seed.values),
+                intermediate_values=dict(curves.get(seed.run_id, {})),
+                user_attrs={SEEDED_ATTR: seed.run_id},
+            )
+        )
+    study.set_user_attr(WARM_STARTED_ATTR, len(seeds))
 
 
 def claim(

@@ -18,6 +18,7 @@ from fruitlab.sweeping.settings import SweepSettings
 from fruitlab.sweeping.space import Point, SearchSpace
 from fruitlab.sweeping.storage import checked_storage_url
 from fruitlab.sweeping.study import PRUNERS, SAMPLERS, registered
+from fruitlab.sweeping.warm_start import enqueued_points, warm_start_sources
 
 DEFAULT_SAMPLER_TRIALS = 20
 
@@ -40,6 +41,8 @@ class SweepPlan:
     trained_metric: str | None  # fruitlab's training: objective.metric; None for another Hydra task
     log_model: bool  # whether the trials log their model (which the champion needs)
     results_dir: Path  # the sweep's folder
+    enqueue: tuple[Point, ...] = ()  # points tried first, in order
+    warm_start: tuple[str, ...] = ()  # experiments, sweeps or runs whose finished runs seed the study
 
     @classmethod
     def of(cls, settings: SweepSettings, config: DictConfig, overrides: Sequence[Override]) -> "SweepPlan":
@@ -61,6 +64,17 @@ class SweepPlan:
         )
         if "'" in study_name:
             raise ConfigError(f"study name {study_name!r}: leave out the quote (MLflow searches by it)")
+        budget = settings.n_trials or (len(grid) if grid is not None else DEFAULT_SAMPLER_TRIALS)
+        enqueue = enqueued_points(settings.enqueue, space)
+        if len(enqueue) > budget:
+            raise ConfigError(
+                f"hydra.sweeper.enqueue has {len(enqueue)} points but n_trials={budget}: enqueue at most n_trials"
+            )
+        warm_start = warm_start_sources(settings.warm_start)
+        if warm_start and "tracking" not in config:
+            raise ConfigError(
+                f"hydra.sweeper.warm_start={list(warm_start)}: only fruitlab's training records runs to start from"
+            )
         return cls(
             settings=settings,
             space=space,
@@ -70,7 +84,7 @@ class SweepPlan:
             sampler_options=sampler_options,
             seed=first_seed(sampler_seed, settings.seed, config.get("seed")),
             grid=grid,
-            budget=settings.n_trials or (len(grid) if grid is not None else DEFAULT_SAMPLER_TRIALS),
+            budget=budget,
             experiment=experiment,
             study_name=study_name,
             storage=None if settings.storage is None else checked_storage_url(settings.storage),
@@ -78,6 +92,8 @@ class SweepPlan:
             trained_metric=OmegaConf.select(config, "objective.metric") if "tracking" in config else None,
             log_model=bool(OmegaConf.select(config, "tracking.log_model")),
             results_dir=Path(config.hydra.sweep.dir),
+            enqueue=enqueue,
+            warm_start=warm_start,
         )
 
     @property

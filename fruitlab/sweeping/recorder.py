@@ -5,6 +5,8 @@ model, and `optimization_results.yaml` in the sweep's folder.
 The only sweeping module that calls fruitlab.tracking, and only these, all through one `Store`:
     store.Store.open(uri) -> Store (.uri, .root, .ensure_experiment(name) -> id)
     query.runs_tagged(store, experiment_id, key, value) -> [RunRecord]
+    query.runs_under(store, name_or_id) -> [RunRecord] | None
+    query.StoreReader(store).read_history(run_id, names) -> {name: [(step, value)]}
     runs.create_run(store, experiment_id, run_name, tags) -> RunRecorder
     runs.tracked_run(store, experiment_id, run_id=...) -> context of a RunRecorder
     runs.RunRecorder(run_id, store)                  runs.end_lost_run(store, run_id, reason, tags) -> bool
@@ -13,13 +15,14 @@ The only sweeping module that calls fruitlab.tracking, and only these, all throu
 """
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import optuna
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
+from fruitlab.errors import ConfigError
 from fruitlab.sweeping.claims import FAIL_REASON
 from fruitlab.sweeping.identity import RUN_ID_ATTR, STUDY_TAG, TRIAL_STATE_TAG
 from fruitlab.sweeping.outcomes import Outcome
@@ -27,8 +30,9 @@ from fruitlab.sweeping.plan import SweepPlan
 from fruitlab.sweeping.plots import study_plots, trials_table
 from fruitlab.sweeping.results import Best, TrialCounts, best_of, optimization_results, pareto_front
 from fruitlab.sweeping.storage import storage_label
+from fruitlab.sweeping.warm_start import RecordedRun, Seed, Seeding
 from fruitlab.tracking.links import StoreUI
-from fruitlab.tracking.query import SWEEP_PARENT_TAG, runs_tagged
+from fruitlab.tracking.query import SWEEP_PARENT_TAG, StoreReader, runs_tagged, runs_under
 from fruitlab.tracking.registry import CHAMPION, set_champion
 from fruitlab.tracking.runs import RunRecorder, create_run, end_lost_run, fail_run, tracked_run
 from fruitlab.tracking.store import Store
@@ -37,6 +41,9 @@ log = logging.getLogger(__name__)
 
 STORAGE_TAG = "sweep.storage"
 PARETO_TAG = "pareto"
+WARM_START_TAG = "warm_start.runs"  # the parent run's tag: the runs that seeded the study
+WARM_START_FILE = "warm_start_runs.txt"
+MAX_TAG_LENGTH = 5000  # MLflow caps a tag's value; a longer list of runs is in WARM_START_FILE only
 RESULTS_FILE = "optimization_results.yaml"  # in the sweep folder, as the upstream Optuna sweeper writes it
 
 
@@ -92,6 +99,37 @@ class SweepRecorder:
             }
         )
         return parent.run_id
+
+    def runs_to_start_from(self, sources: Sequence[str]) -> list[RecordedRun]:
+        """The runs of each warm-start source, sweep parent runs left out (they summarise their trials)."""
+        runs: list[RecordedRun] = []
+        for source in sources:
+            found = runs_under(self.store, source)
+            if found is None:
+                raise ConfigError(
+                    f"hydra.sweeper.warm_start: no experiment, sweep or run named '{source}' in {self.store.uri}"
+                )
+            runs += [
+                RecordedRun(r.run_id, r.status, r.params, r.metrics, r.tags)
+                for r in found
+                if SWEEP_PARENT_TAG not in r.tags
+            ]
+        return runs
+
+    def objective_curves(self, seeds: Sequence[Seed], metric: str) -> dict[str, dict[int, float]]:
+        """Each seed's run's history of `metric`, step (epoch) -> value."""
+        reader = StoreReader(self.store)
+        return {seed.run_id: dict(reader.read_history(seed.run_id, (metric,)).get(metric, [])) for seed in seeds}
+
+    def record_warm_start(self, seeding: Seeding) -> None:
+        """Name the runs that seeded the study on its parent run: a tag (the full list in a file when long)."""
+        ids = [seed.run_id for seed in seeding.seeds]
+        joined = ",".join(ids)
+        parent = RunRecorder(self.parent_id, self.store)
+        parent.log_metrics({"warm_start_trials": len(ids)})
+        parent.log_text("\n".join(ids), WARM_START_FILE)
+        tag = joined if len(joined) <= MAX_TAG_LENGTH else f"{len(ids)} runs: see {WARM_START_FILE}"
+        parent.set_tags({WARM_START_TAG: tag})
 
     @contextmanager
     def parent_run(self) -> Iterator[None]:

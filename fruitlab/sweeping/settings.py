@@ -50,5 +50,11 @@ class SweepSettings:
     # register the best trial's model with the alias `champion` under model_name (null: the experiment name)
     register: bool = True
     model_name: str | None = None
+    # points tried first, in order, before any sampled one: a list of mappings of every swept key to a value,
+    # e.g. [{lr: 0.01, optim: adam}]; a point the study already holds is not enqueued again
+    enqueue: Any = None
+    # MLflow experiment names, sweep (parent run) names or run ids whose finished runs become complete trials of
+    # a new study before any trial runs (once per study; they do not count toward n_trials)
+    warm_start: list[str] = field(default_factory=list)
     # the sweep's parameters, as on the command line: {lr: "tag(log, interval(1e-4, 1e-1))", optim: "sgd,adam"}
     params: dict[str, str] = field(default_factory=dict)

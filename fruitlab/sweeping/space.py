@@ -9,6 +9,7 @@
 """
 
 import itertools
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -59,6 +60,26 @@ class Parameter:
             return f"{self.key}={self.labels[index]}"
         return f"{self.key}={value!r}"
 
+    def value_of(self, given: object) -> Value:
+        """`given` (a value, or its text as MLflow records params) as this parameter's value in the study, or
+        None when it lies outside the distribution (a value on a step's grid is snapped to it exactly)."""
+        d = self.distribution
+        if isinstance(d, CategoricalDistribution):
+            text = str(given)
+            return next(
+                (c for i, c in enumerate(d.choices) if _same(c, given) or text in (str(c), self.labels[i])), None
+            )
+        number = _number(given)
+        if number is None or not d.low <= number <= d.high:
+            return None
+        if isinstance(d, IntDistribution):
+            whole = number == int(number) and (int(number) - d.low) % d.step == 0
+            return int(number) if whole else None
+        if d.step is None:
+            return float(number)
+        snapped = d.low + round((number - d.low) / d.step) * d.step
+        return snapped if math.isclose(snapped, number, rel_tol=1e-9, abs_tol=1e-12) else None
+
     def suggest(self, trial: optuna.Trial) -> Value:
         d = self.distribution
         if isinstance(d, CategoricalDistribution):
@@ -67,6 +88,17 @@ class Parameter:
             return trial.suggest_int(self.name, d.low, d.high, step=d.step, log=d.log)
         step = None if d.log else d.step
         return trial.suggest_float(self.name, d.low, d.high, step=step, log=d.log)
+
+
+def _number(given: object) -> float | None:
+    """A number given as a number or as text; None for anything else (booleans included)."""
+    if isinstance(given, bool):
+        return None
+    try:
+        number = float(given)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _native(element: object) -> object:

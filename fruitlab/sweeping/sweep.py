@@ -16,13 +16,14 @@ from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig
 
 from fruitlab.errors import SweepFailed
-from fruitlab.sweeping.claims import load_extension
+from fruitlab.sweeping.claims import add_seeded_trials, enqueue_points, is_warm_started, load_extension
 from fruitlab.sweeping.plan import SweepPlan
 from fruitlab.sweeping.recorder import SweepRecorder
 from fruitlab.sweeping.scheduler import Launch, Scheduler
 from fruitlab.sweeping.settings import SweepSettings
 from fruitlab.sweeping.storage import open_storage, storage_label, study_lock
 from fruitlab.sweeping.study import join_as_worker, make_pruner, make_sampler, open_study, worker_seed
+from fruitlab.sweeping.warm_start import Seeding
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def run_sweep(
         worker = join_as_worker(study)
         study.sampler = make_sampler(plan.sampler, worker_seed(plan.seed, worker), plan.sampler_options)
         parent_id = recorder.find_or_create_parent(storage_url)
+        warm_start(plan, study, recorder)
     log.info(
         "study %s (%s, %s) in %s: %d trials, %d at a time; worker %d; MLflow parent run %s",
         plan.study_name,
@@ -77,3 +79,20 @@ def run_sweep(
         if failure is not None:
             raise SweepFailed(failure)
     return study
+
+
+def warm_start(plan: SweepPlan, study: optuna.Study, recorder: SweepRecorder) -> None:
+    """Before any trial runs: the finished runs of `hydra.sweeper.warm_start` become complete trials (once per
+    study), then the points of `hydra.sweeper.enqueue` wait to run first. Call under the study's lock."""
+    if plan.warm_start and not is_warm_started(study):
+        seeding = Seeding.of(recorder.runs_to_start_from(plan.warm_start), plan.space, plan.objectives)
+        single = plan.objectives[0].metric if len(plan.objectives) == 1 else None  # Optuna's curves: one objective
+        curves = {} if single is None else recorder.objective_curves(seeding.seeds, single)
+        add_seeded_trials(study, plan.space, seeding.seeds, curves)
+        recorder.record_warm_start(seeding)
+        log.info(seeding.summary())
+    if plan.enqueue:
+        enqueued = enqueue_points(study, plan.enqueue)
+        log.info(
+            "enqueued %d of %d points to try first (the others are already in the study)", enqueued, len(plan.enqueue)
+        )

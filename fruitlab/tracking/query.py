@@ -36,6 +36,21 @@ def runs_tagged(store: Store, experiment_id: str, key: str, value: str, limit: i
     return [RunRecord.of(run) for run in runs]
 
 
+def runs_under(store: Store, name_or_id: str) -> "list[RunRecord] | None":
+    """The runs an experiment (by name), a sweep (its parent run's name or id: the runs below it) or one run (by
+    id) stands for; None when the store has nothing by that name or id."""
+    reader = StoreReader(store)
+    experiment = store.client.get_experiment_by_name(name_or_id)
+    if experiment is not None:
+        return reader.experiment_runs(experiment.experiment_id)
+    try:
+        selection = reader.select_sweep(name_or_id)
+    except ReportError:
+        return None
+    runs = reader.experiment_runs(selection.experiment_id)
+    return descendants(runs, selection.parent_run_id) or [r for r in runs if r.run_id == selection.parent_run_id]
+
+
 @dataclass(frozen=True)
 class Selection:
     """What a report covers: an experiment, or the runs under one parent run of it."""

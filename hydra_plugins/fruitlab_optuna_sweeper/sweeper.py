@@ -81,7 +81,7 @@ def concurrency_problem(launcher: Launcher) -> str | None:
 
 class FruitlabOptunaSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
-        plain = {k: OmegaConf.to_container(v) if isinstance(v, DictConfig | list) else v for k, v in settings.items()}
+        plain = {k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v for k, v in settings.items()}
         self.settings = SweepSettings(**plain)
         self.hydra_context: HydraContext | None = None
         self.config: DictConfig | None = None
