@@ -165,7 +165,7 @@ def make_pruner(name: str, options: Mapping) -> optuna.pruners.BasePruner:
     try:
         return pruner(**options)
     except (TypeError, ValueError) as error:  # an option this pruner does not take, or a value it refuses
-        raise ConfigError(f"pruner {name}: {error}") from error
+        raise ConfigError(f"hydra.sweeper.pruner_options of pruner {name}: {error}") from error
 
 
 def join_as_worker(study: optuna.Study) -> int:
