@@ -169,3 +169,12 @@ def test_the_upstream_sampler_group_takes_tpes_options_and_auto():
     assert (sampler._n_startup_trials, sampler._group, sampler._constant_liar) == (5, True, False)
 
     assert sweeper_of(["hydra/sweeper/sampler=auto"]).settings.sampler == {"name": "auto", "seed": None}
+
+
+def test_the_budget_sweep_prunes_by_successive_halving():
+    settings = sweeper_of(["sweep=hard_search"]).settings
+    plan = SweepPlan.of(settings, task_config(TRAINING), [])
+    assert (plan.settings.pruner, plan.pruner_options) == (
+        "successive_halving",
+        {"min_resource": 1, "reduction_factor": 3},
+    )
