@@ -2,6 +2,7 @@
 one-line refusals of bad options before anything opens, and successive halving pruning a bad trial in a real
 in-memory study."""
 
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -20,6 +21,7 @@ from hydra_plugins.fruitlab_optuna_sweeper.sweeper import FruitlabOptunaSweeper
 
 from .sweep_config import TRAINING, plan_of, task_config
 
+REPO = Path(__file__).resolve().parents[2]
 NUMERIC = ("lr=tag(log, interval(1e-4, 1e-1))", "width=int(interval(8, 64))")
 MIXED = ("optim=choice(sgd,adam)", "lr=tag(log, interval(1e-4, 1e-1))")
 HALVING = {"min_resource": 1, "reduction_factor": 2, "min_early_stopping_rate": 0, "bootstrap_count": 0}
@@ -171,9 +173,13 @@ def test_the_upstream_sampler_group_takes_tpes_options_and_auto():
     assert sweeper_of(["hydra/sweeper/sampler=auto"]).settings.sampler == {"name": "auto", "seed": None}
 
 
+@pytest.mark.parametrize("name", sorted(path.stem for path in (REPO / "sweeps").glob("*.yaml")))
+def test_every_named_sweeps_sampler_and_pruner_options_pass_the_plan(name: str):
+    SweepPlan.of(sweeper_of([f"sweep={name}"]).settings, task_config(TRAINING), [])
+
+
 def test_the_budget_sweep_prunes_by_successive_halving():
-    settings = sweeper_of(["sweep=hard_search"]).settings
-    plan = SweepPlan.of(settings, task_config(TRAINING), [])
+    plan = SweepPlan.of(sweeper_of(["sweep=hard_search"]).settings, task_config(TRAINING), [])
     assert (plan.settings.pruner, plan.pruner_options) == (
         "successive_halving",
         {"min_resource": 1, "reduction_factor": 3},
