@@ -51,14 +51,16 @@ def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def at_least(low: int) -> Rule:
-    return (lambda value: is_int(value) and value >= low), f"an integer >= {low}"
+def at_least(low: int, *also: str) -> Rule:
+    """An integer >= `low`, or one of the words `also`."""
+    allowed = " or ".join([f"an integer >= {low}", *also])
+    return (lambda value: value in also or (is_int(value) and value >= low)), allowed
 
 
 FLAG: Rule = (lambda value: isinstance(value, bool)), "true or false"
 # Values checked before anything opens, with what is allowed; other options are checked by their class.
 SUCCESSIVE_HALVING_RULES: dict[str, Rule] = {
-    "min_resource": ((lambda value: value == "auto" or at_least(1)[0](value)), "an integer >= 1 or auto"),
+    "min_resource": at_least(1, "auto"),
     "reduction_factor": at_least(2),
     "min_early_stopping_rate": at_least(0),
     "bootstrap_count": at_least(0),
