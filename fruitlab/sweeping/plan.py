@@ -17,7 +17,15 @@ from fruitlab.sweeping.objectives import Objective, objectives_of
 from fruitlab.sweeping.settings import SweepSettings
 from fruitlab.sweeping.space import Point, SearchSpace
 from fruitlab.sweeping.storage import checked_storage_url
-from fruitlab.sweeping.study import PRUNERS, SAMPLERS, registered
+from fruitlab.sweeping.study import (
+    AUTO,
+    PRUNERS,
+    SAMPLERS,
+    auto_sampler,
+    check_pruner_options,
+    check_sampler_options,
+    registered,
+)
 from fruitlab.sweeping.warm_start import enqueued_points, warm_start_sources
 
 DEFAULT_SAMPLER_TRIALS = 20
@@ -29,7 +37,7 @@ class SweepPlan:
     space: SearchSpace
     fixed: tuple[str, ...]  # the command's overrides that are not swept, as written
     objectives: tuple[Objective, ...]
-    sampler: str
+    sampler: str  # the sampler that runs (for hydra.sweeper.sampler=auto, the one its rule picked)
     sampler_options: Mapping[str, object]
     seed: int | None  # the first worker's sampler seed
     grid: tuple[Point, ...] | None  # every point, when the sampler is a grid
@@ -52,7 +60,14 @@ class SweepPlan:
         check_settings(settings, len(objectives))
         name, sampler_seed, sampler_options = sampler_of(settings)
         sampler = name or ("grid" if space.is_comma_grid else "nsga2" if len(objectives) > 1 else "tpe")
-        registered("sampler", SAMPLERS, sampler)
+        registered("sampler", {**SAMPLERS, AUTO: None}, sampler)
+        if sampler == AUTO:
+            distributions = [p.distribution for p in space.parameters]
+            conditional = settings.custom_search_space is not None
+            n_trials = settings.n_trials or DEFAULT_SAMPLER_TRIALS
+            sampler, auto_options = auto_sampler(distributions, len(objectives), n_trials, conditional)
+            sampler_options = {**auto_options, **sampler_options}  # what the user gives wins
+        check_sampler_options(sampler, sampler_options)
         grid = tuple(space.grid()) if sampler == "grid" else None
         experiment = str(
             OmegaConf.select(config, "tracking.experiment")
@@ -122,6 +137,7 @@ class SweepPlan:
 
 def check_settings(settings: SweepSettings, n_objectives: int) -> None:
     registered("pruner", PRUNERS, settings.pruner)
+    check_pruner_options(settings.pruner, dict(settings.pruner_options or {}))
     if n_objectives > 1 and settings.pruner != "none":
         raise ConfigError("Optuna cannot prune a study with several objectives: use hydra.sweeper.pruner=none")
     if settings.n_jobs < 1:

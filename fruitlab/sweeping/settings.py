@@ -9,17 +9,20 @@ from typing import Any
 
 @dataclass
 class SweepSettings:
-    # grid | tpe | random | nsga2 | cmaes | gp | qmc | bruteforce; null: grid when every swept key is a comma
-    # list, else tpe (nsga2 for several objectives). Also a mapping {name: tpe, seed: 1, <option>: ...}, which
-    # is what the config group hydra/sweeper/sampler=<name> puts here.
+    # grid | tpe | random | nsga2 | cmaes | gp | qmc | bruteforce | auto; null: grid when every swept key is a
+    # comma list, else tpe (nsga2 for several objectives). auto: the rule of Optuna's AutoSampler (gp for a small
+    # all-numeric space, else tpe; see fruitlab.sweeping.study.auto_sampler). Also a mapping {name: tpe, seed: 1,
+    # <option>: ...}, which is what the config group hydra/sweeper/sampler=<name> puts here.
     sampler: Any = None
-    # keyword arguments of the Optuna sampler, e.g. {n_startup_trials: 5} for tpe
+    # keyword arguments of the Optuna sampler, e.g. {n_startup_trials: 5, multivariate: true, group: true,
+    # constant_liar: true} for tpe
     sampler_options: Any = None
     # the sampler's seed; null: the run's `seed`
     seed: int | None = None
-    # none | median | sha (successive halving) | hyperband
+    # none | median | successive_halving (asynchronous; also spelt sha) | hyperband
     pruner: str = "none"
-    # keyword arguments of the Optuna pruner, e.g. {n_startup_trials: 2, n_warmup_steps: 1} for median
+    # keyword arguments of the Optuna pruner, e.g. {n_startup_trials: 2, n_warmup_steps: 1} for median,
+    # {min_resource: 1, reduction_factor: 3, min_early_stopping_rate: 0, bootstrap_count: 0} for successive_halving
     pruner_options: Any = None
     # several objectives, metric name -> minimize | maximize, read from each trial's MLflow run
     # (e.g. {val_acc: maximize, latency_b1_p50_ms: minimize}); null: the one objective `objective.metric`

@@ -1,12 +1,15 @@
-"""The Optuna study of a sweep: its sampler and pruner by name, the study opened (created or loaded) in its
-storage, and each worker's index and sampler seed."""
+"""The Optuna study of a sweep: its sampler and pruner by name, their options checked before anything opens, the
+rule of `sampler=auto`, the study opened (created or loaded) in its storage, and each worker's index and sampler
+seed."""
 
+import inspect
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 import numpy as np
 import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.storages import BaseStorage
 
 from fruitlab.errors import ConfigError, unknown
@@ -28,8 +31,53 @@ SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
 PRUNERS: dict[str, type[optuna.pruners.BasePruner]] = {
     "none": optuna.pruners.NopPruner,
     "median": optuna.pruners.MedianPruner,
+    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,  # asynchronous (ASHA)
     "sha": optuna.pruners.SuccessiveHalvingPruner,
     "hyperband": optuna.pruners.HyperbandPruner,
+}
+AUTO = "auto"  # hydra.sweeper.sampler=auto: the plan picks a sampler with `auto_sampler`
+# AutoSampler's limits: GP up to this many trials of one objective (and of several, at most
+# AUTO_GP_MAX_OBJECTIVES of them), TPE up to AUTO_TPE_MAX_TRIALS of several objectives, NSGA-II beyond.
+AUTO_GP_MAX_TRIALS = 250
+AUTO_GP_MAX_OBJECTIVES = 3
+AUTO_TPE_MAX_TRIALS = 1000
+# AutoSampler's TPE: joint (multivariate) over the space, and parallel workers kept apart by the constant liar.
+AUTO_TPE_OPTIONS = {"multivariate": True, "constant_liar": True}
+
+Rule = tuple[Callable[[object], bool], str]  # (accepts the value, what is allowed)
+
+
+def is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def at_least(low: int, *also: str) -> Rule:
+    """An integer >= `low`, or one of the words `also`."""
+    allowed = " or ".join([f"an integer >= {low}", *also])
+    return (lambda value: value in also or (is_int(value) and value >= low)), allowed
+
+
+FLAG: Rule = (lambda value: isinstance(value, bool)), "true or false"
+# Values checked before anything opens, with what is allowed; other options are checked by their class.
+SUCCESSIVE_HALVING_RULES: dict[str, Rule] = {
+    "min_resource": at_least(1, "auto"),
+    "reduction_factor": at_least(2),
+    "min_early_stopping_rate": at_least(0),
+    "bootstrap_count": at_least(0),
+}
+PRUNER_RULES: dict[str, dict[str, Rule]] = {
+    "successive_halving": SUCCESSIVE_HALVING_RULES,
+    "sha": SUCCESSIVE_HALVING_RULES,
+}
+SAMPLER_RULES: dict[str, dict[str, Rule]] = {
+    "tpe": {
+        "n_startup_trials": at_least(0),
+        "n_ei_candidates": at_least(1),
+        "multivariate": ((lambda value: value is None or isinstance(value, bool)), "true, false or null"),
+        "group": FLAG,
+        "constant_liar": FLAG,
+    },
+    "gp": {"n_startup_trials": at_least(0), "deterministic_objective": FLAG},
 }
 WORKERS_ATTR = "workers"  # study user attribute: how many workers (sweep invocations) have joined the study
 
@@ -41,10 +89,71 @@ def registered(kind: str, registry: Mapping[str, T], name: str) -> T:
     return registry[name]
 
 
+def auto_sampler(
+    distributions: Sequence[BaseDistribution], n_objectives: int, n_trials: int, conditional: bool
+) -> tuple[str, dict]:
+    """(sampler, options) that `hydra.sweeper.sampler=auto` runs: the rule of Optuna's published AutoSampler
+    (optunahub `samplers/auto_sampler`), decided once from the declared space and the trial budget, since
+    fruitlab knows both before the first trial (AutoSampler decides again before each trial from the trials
+    completed so far):
+    - one objective: GP when every parameter is numeric (float or int), none is conditional (`conditional`:
+      custom_search_space may add some) and n_trials <= 250; else TPE (multivariate, constant liar). Beyond 250
+      trials AutoSampler moves a numeric space of several parameters to CMA-ES; fruitlab keeps TPE, which needs
+      no extra package.
+    - several objectives: GP as above when there are at most 3; TPE up to 1000 trials; NSGA-II beyond."""
+    numeric = not conditional and not any(isinstance(d, CategoricalDistribution) for d in distributions)
+    if numeric and n_objectives <= AUTO_GP_MAX_OBJECTIVES and n_trials <= AUTO_GP_MAX_TRIALS:
+        return "gp", {}
+    if n_objectives > 1 and n_trials > AUTO_TPE_MAX_TRIALS:
+        return "nsga2", {}
+    return "tpe", dict(AUTO_TPE_OPTIONS)
+
+
+def check_options(kind: str, name: str, options: Mapping, rules: Mapping[str, Rule], allowed: Sequence[str]) -> None:
+    """ConfigError for the first option of `kind` `name` that it does not take (`allowed`), or whose value breaks
+    its rule."""
+    for key, value in options.items():
+        if key not in allowed:
+            raise ConfigError(
+                f"hydra.sweeper.{kind}_options.{key}: {kind} {name} takes {', '.join(sorted(allowed)) or 'no option'}"
+            )
+        accepts, what = rules.get(key, (None, ""))
+        if accepts is not None and not accepts(value):
+            raise ConfigError(f"hydra.sweeper.{kind}_options.{key}={value}: {kind} {name} needs {what}")
+
+
+def keywords(cls: type) -> list[str]:
+    """The keyword arguments `cls(...)` takes (but the seed, which the sweep sets)."""
+    parameters = inspect.signature(cls).parameters.values()
+    return [p.name for p in parameters if p.name != "seed" and p.kind is not inspect.Parameter.VAR_KEYWORD]
+
+
+def check_sampler_options(name: str, options: Mapping) -> None:
+    """ConfigError for an option that sampler `name` does not take or a value out of its range; nothing built."""
+    if name == "grid":
+        if options:
+            raise ConfigError("hydra.sweeper.sampler_options do not apply to a grid")
+        return
+    check_options("sampler", name, options, SAMPLER_RULES.get(name, {}), keywords(SAMPLERS[name]))
+    if name == "tpe" and options.get("group") and options.get("multivariate") is False:
+        raise ConfigError("hydra.sweeper.sampler_options.group=true: tpe needs multivariate=true (or null) with it")
+
+
+def check_pruner_options(name: str, options: Mapping) -> None:
+    """ConfigError for an option that pruner `name` does not take or a value it refuses."""
+    rules = PRUNER_RULES.get(name, {})
+    check_options("pruner", name, options, rules, keywords(PRUNERS[name]))
+    automatic_min_resource = options.get("min_resource", "auto") == "auto"
+    if rules is SUCCESSIVE_HALVING_RULES and options.get("bootstrap_count") and automatic_min_resource:
+        raise ConfigError(
+            f"hydra.sweeper.pruner_options.bootstrap_count={options['bootstrap_count']}: {name} needs an integer "
+            "min_resource with it (not auto)"
+        )
+    make_pruner(name, options)  # the class's own checks, e.g. of two options together
+
+
 def make_sampler(name: str, seed: int | None, options: Mapping) -> optuna.samplers.BaseSampler:
     sampler = registered("sampler", SAMPLERS, name)
-    if name == "grid" and options:
-        raise ConfigError("hydra.sweeper.sampler_options do not apply to a grid")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
@@ -54,7 +163,11 @@ def make_sampler(name: str, seed: int | None, options: Mapping) -> optuna.sample
 
 
 def make_pruner(name: str, options: Mapping) -> optuna.pruners.BasePruner:
-    return registered("pruner", PRUNERS, name)(**options)
+    pruner = registered("pruner", PRUNERS, name)
+    try:
+        return pruner(**options)
+    except (TypeError, ValueError) as error:  # an option this pruner does not take, or a value it refuses
+        raise ConfigError(f"hydra.sweeper.pruner_options of pruner {name}: {error}") from error
 
 
 def join_as_worker(study: optuna.Study) -> int:

@@ -37,7 +37,7 @@ ConfigStore.instance().store(
 # The upstream plugin's sampler group, with Optuna 5's defaults: hydra/sweeper/sampler=tpe hydra.sweeper.sampler.seed=1.
 # Each names its sampler instead of a _target_, so that fruitlab builds it (with a seed per worker).
 SAMPLER_GROUP = {
-    "tpe": {"n_startup_trials": 10, "n_ei_candidates": 24, "multivariate": None, "constant_liar": True},
+    "tpe": {"n_startup_trials": 10, "n_ei_candidates": 24, "multivariate": None, "group": False, "constant_liar": True},
     "random": {},
     "grid": {},
     "nsga2": {"population_size": 50, "mutation_prob": None, "crossover_prob": 0.9, "swapping_prob": 0.5},
@@ -45,6 +45,7 @@ SAMPLER_GROUP = {
     "gp": {"n_startup_trials": 10, "deterministic_objective": False},
     "qmc": {"qmc_type": "sobol", "scramble": False},
     "bruteforce": {"avoid_premature_stop": False},
+    "auto": {},  # fruitlab's rule of Optuna's AutoSampler picks gp, tpe or nsga2
 }
 for _name, _options in SAMPLER_GROUP.items():
     _node = {"name": _name, **({} if _name == "grid" else {"seed": None}), **_options}

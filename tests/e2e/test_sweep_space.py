@@ -121,7 +121,8 @@ def test_a_bad_sweep_setting_is_one_clear_line(store):
     result = run_cli("-m", "lr=0.1,0.01", "hydra.sweeper.sampler=bogus", f"tracking.uri={store}")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "fruitlab: error: unknown sampler 'bogus'; valid samplers: bruteforce, cmaes, gp, grid, nsga2, qmc, random, tpe"
+        "fruitlab: error: unknown sampler 'bogus'; "
+        "valid samplers: auto, bruteforce, cmaes, gp, grid, nsga2, qmc, random, tpe"
     )
     result = run_cli("-m", "lr=interval(0.001,0.1)", "hydra.sweeper.sampler=grid", f"tracking.uri={store}")
     assert result.returncode == 2

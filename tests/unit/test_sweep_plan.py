@@ -53,7 +53,7 @@ def test_the_sampler_group_gives_name_seed_and_options_and_its_seed_comes_first(
     [
         (["x=0,1"], {"n_jobs": 0}, "hydra.sweeper.n_jobs=0: give how many trials run at once (>= 1)"),
         (["x=0,1"], {"max_failure_rate": 1.5}, "hydra.sweeper.max_failure_rate=1.5: give a fraction in [0, 1]"),
-        (["x=0,1"], {"sampler": "bogus"}, "unknown sampler 'bogus'; valid samplers: bruteforce, cmaes, gp, grid, "),
+        (["x=0,1"], {"sampler": "bogus"}, "unknown sampler 'bogus'; valid samplers: auto, bruteforce, cmaes, "),
         (["x=0,1"], {"pruner": "mean"}, "unknown pruner 'mean'; valid pruners: hyperband, median, none, sha"),
         (["x=0,1"], {"direction": ["minimize", "minimize"], "pruner": "median"}, "Optuna cannot prune a study with"),
         (["x=interval(0,1)"], {"sampler": "grid"}, "x=interval(0,1) is continuous and cannot be a grid axis"),
