@@ -177,10 +177,3 @@ def test_the_upstream_sampler_group_takes_tpes_options_and_auto():
 def test_every_named_sweeps_sampler_and_pruner_options_pass_the_plan(name: str):
     SweepPlan.of(sweeper_of([f"sweep={name}"]).settings, task_config(TRAINING), [])
 
-
-def test_the_budget_sweep_prunes_by_successive_halving():
-    plan = SweepPlan.of(sweeper_of(["sweep=hard_search"]).settings, task_config(TRAINING), [])
-    assert (plan.settings.pruner, plan.pruner_options) == (
-        "successive_halving",
-        {"min_resource": 1, "reduction_factor": 3},
-    )
