@@ -10,6 +10,7 @@ import pytest
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.types import RunMode
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from fruitlab.config import compose_config, config_dir, prepare_hydra
@@ -157,7 +158,8 @@ def sweeper_of(overrides: list[str]) -> FruitlabOptunaSweeper:
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         hydra = GlobalHydra.instance().hydra
         cfg = hydra.compose_config("config", overrides, run_mode=RunMode.MULTIRUN, with_log_configuration=False)
-    settings = {k: v for k, v in cfg.hydra.sweeper.items() if k not in ("_target_", "defaults")}
+    resolved = OmegaConf.to_container(cfg.hydra.sweeper, resolve=True)  # as Hydra's instantiate resolves it
+    settings = {k: v for k, v in resolved.items() if k not in ("_target_", "defaults")}
     return FruitlabOptunaSweeper(**settings)
 
 
