@@ -18,6 +18,7 @@ from fruitlab.plotting import History, learning_curves
 from fruitlab.tracking.epoch_logger import EpochMetricsLogger
 from fruitlab.tracking.runs import RunRecorder
 from fruitlab.training.callbacks import FiniteLossGuard, RngStateInCheckpoint, progress_bars
+from fruitlab.training.checks import ValidationChecks, check_step_of
 from fruitlab.training.cluster import cluster_environment
 from fruitlab.training.hooks import TrainingHooks
 from fruitlab.training.module import ClassifierModule
@@ -92,16 +93,19 @@ def train(
     resume_from: Path | None = None,
 ) -> Training:
     """Fit (from `resume_from` if given), keeping checkpoints in `directory` (None on the other processes of a
-    multi-process run, which get the first process's from Lightning). Checkpoints load as plain tensors;
-    `last.ckpt` is written after each epoch's metrics are logged."""
+    multi-process run, which get the first process's from Lightning). Checkpoints load as plain tensors; with
+    one validation per epoch `last.ckpt` is written after each epoch's metrics are logged, with several
+    (`objective.checks_per_epoch`) after each check, and the best checkpoint is chosen among the checks."""
+    checks = cfg.objective.checks_per_epoch
     mode = "min" if cfg.objective.direction == "minimize" else "max"
     checkpoint = ModelCheckpoint(
-        dirpath=directory, monitor=cfg.objective.metric, mode=mode, save_last=True, save_on_train_epoch_end=True
+        dirpath=directory, monitor=cfg.objective.metric, mode=mode, save_last=True, save_on_train_epoch_end=checks == 1
     )
-    metrics_logger = EpochMetricsLogger(recorder)
+    metrics_logger = EpochMetricsLogger(recorder, check_step=check_step_of if checks > 1 else None)
     callbacks = [checkpoint, metrics_logger, RngStateInCheckpoint(), FiniteLossGuard(), *progress_bars(cfg)]
+    callbacks += [ValidationChecks(checks)] if checks > 1 else []
     callbacks += hooks.callbacks() if hooks else []
-    if (early_stopping := build_early_stopping(cfg.get("early_stopping"), recorder)) is not None:
+    if (early_stopping := build_early_stopping(cfg.get("early_stopping"), recorder, checks)) is not None:
         callbacks.append(early_stopping)
     plugins = [cluster_environment()]  # chosen here, not probed by Lightning: see training.cluster
     trainer = pl.Trainer(**cfg.trainer, logger=False, callbacks=callbacks, enable_model_summary=False, plugins=plugins)

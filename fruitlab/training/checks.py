@@ -1,0 +1,57 @@
+"""Validation checks inside an epoch (`objective.checks_per_epoch`): where in the epoch they fall and the global
+index each one is reported and logged at.
+
+Lightning's fractional `val_check_interval` validates every `int(batches * fraction)` batches, so an epoch whose
+batch count is not a multiple of the checks validates once too often and not at its end. `ValidationChecks`
+places the checks itself instead: evenly spread, the last one always at the epoch's end."""
+
+import lightning.pytorch as pl
+
+
+def check_batches(batches: int, checks: int) -> list[int]:
+    """The training batches (counted from 1) after which an epoch of `batches` batches validates: `checks` of
+    them evenly spread, the last at the epoch's end; at most one per batch, so fewer when batches < checks."""
+    return sorted({-(-k * batches // checks) for k in range(1, checks + 1)})  # ceil, in whole numbers
+
+
+def check_step(epoch: int, batches_done: int, batches: int, checks: int) -> int:
+    """The global index of the check that validates after `batches_done` batches of epoch `epoch` (counted from
+    0 over the whole fit): the step a check's values are reported and logged at. With one check per epoch it is
+    the epoch."""
+    placed = check_batches(batches, checks)
+    in_epoch = sum(1 for batch in placed if batch < batches_done)  # a validation off the schedule counts as the next
+    return epoch * len(placed) + min(in_epoch, len(placed) - 1)
+
+
+class ValidationChecks(pl.Callback):
+    """Validates `checks` times per training epoch at the batches `check_batches` gives, and says which check a
+    validation is (`step`). Lightning validates after a batch when its `val_check_batch` divides the batches done
+    (or, when infinite, at the epoch's last batch): it is set after each batch to say whether the next
+    validation is due."""
+
+    def __init__(self, checks: int) -> None:
+        self.checks = checks
+        self._due: frozenset[int] = frozenset()
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._due = frozenset(check_batches(int(trainer.num_training_batches), self.checks))
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
+        done = batches_done(trainer)
+        trainer.val_check_batch = done if done in self._due else float("inf")
+
+    def step(self, trainer: pl.Trainer) -> int:
+        """The global index of the check that is validating now."""
+        return check_step(trainer.current_epoch, batches_done(trainer), int(trainer.num_training_batches), self.checks)
+
+
+def batches_done(trainer: pl.Trainer) -> int:
+    """Training batches done in the current epoch."""
+    return trainer.fit_loop.epoch_loop.batch_idx + 1
+
+
+def check_step_of(trainer: pl.Trainer) -> int:
+    """The global index of the check validating now in `trainer`'s fit: its `ValidationChecks`' step, else the
+    epoch (a trainer validating once per epoch)."""
+    schedule = next((c for c in trainer.callbacks if isinstance(c, ValidationChecks)), None)
+    return schedule.step(trainer) if schedule else trainer.current_epoch
