@@ -1,9 +1,13 @@
-"""Validation checks inside an epoch (`objective.checks_per_epoch`): where in the epoch they fall and the global
-index each one is reported and logged at.
+"""Validation checks inside an epoch (`objective.checks_per_epoch`): where in the epoch they fall, the global
+index each one is reported and logged at, and what each validates on.
 
 Lightning's fractional `val_check_interval` validates every `int(batches * fraction)` batches, so an epoch whose
 batch count is not a multiple of the checks validates once too often and not at its end. `ValidationChecks`
-places the checks itself instead: evenly spread, the last one always at the epoch's end."""
+places the checks itself instead: evenly spread, the last one always at the epoch's end. The checks inside an
+epoch validate on a fixed, seeded 1/checks of the validation split and the epoch's last one on all of it, so the
+checks of an epoch cost less than two whole validation passes whatever their number (docs/sweeps.md)."""
+
+from collections.abc import Callable
 
 import lightning.pytorch as pl
 
@@ -26,19 +30,26 @@ def check_step(epoch: int, batches_done: int, batches: int, checks: int) -> int:
 class ValidationChecks(pl.Callback):
     """Validates `checks` times per training epoch at the batches `check_batches` gives, and says which check a
     validation is (`step`). Lightning validates after a batch when its `val_check_batch` divides the batches done
-    (or, when infinite, at the epoch's last batch): it is set after each batch to say whether the next
-    validation is due."""
+    (or, when infinite, at the epoch's last batch): it is set after each batch to say whether a validation is
+    due. `validate_on_part(fraction or None)` chooses what the next validations see."""
 
-    def __init__(self, checks: int) -> None:
+    def __init__(self, checks: int, validate_on_part: Callable[[float | None], None]) -> None:
         self.checks = checks
-        self._due: frozenset[int] = frozenset()
+        self.validate_on_part = validate_on_part
+        self._due: list[int] = []
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._due = frozenset(check_batches(int(trainer.num_training_batches), self.checks))
+        self._due = check_batches(int(trainer.num_training_batches), self.checks)
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
         done = batches_done(trainer)
-        trainer.val_check_batch = done if done in self._due else float("inf")
+        due = done in self._due
+        trainer.val_check_batch = done if due else float("inf")
+        if due:
+            self.validate_on_part(None if done == self._due[-1] else 1 / self.checks)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.validate_on_part(None)  # a validation after the fit sees the whole split
 
     def step(self, trainer: pl.Trainer) -> int:
         """The global index of the check that is validating now."""

@@ -103,7 +103,7 @@ def train(
     )
     metrics_logger = EpochMetricsLogger(recorder, check_step=check_step_of if checks > 1 else None)
     callbacks = [checkpoint, metrics_logger, RngStateInCheckpoint(), FiniteLossGuard(), *progress_bars(cfg)]
-    callbacks += [ValidationChecks(checks)] if checks > 1 else []
+    callbacks += [ValidationChecks(checks, datamodule.validate_on_part)] if checks > 1 else []
     callbacks += hooks.callbacks() if hooks else []
     if (early_stopping := build_early_stopping(cfg.get("early_stopping"), recorder, checks)) is not None:
         callbacks.append(early_stopping)

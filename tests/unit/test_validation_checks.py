@@ -4,6 +4,7 @@ reported at; the schema's range for it. Pure arithmetic and composition: no trai
 import pytest
 
 from fruitlab.config import compose_config, validate_config
+from fruitlab.data.base import PartSampler
 from fruitlab.errors import ConfigError
 from fruitlab.training.checks import check_batches, check_step
 
@@ -51,3 +52,21 @@ def test_checks_per_epoch_out_of_range_is_refused_in_one_line(value: str) -> Non
     message = str(refused.value)
     assert message.startswith(f"objective.checks_per_epoch={value} is not allowed: give a whole number in [1, 100]")
     assert "\n" not in message
+
+
+def test_the_validation_sampler_gives_the_whole_split_in_order_until_a_part_is_asked_for() -> None:
+    sampler = PartSampler(100, seed=7)
+    assert list(sampler) == list(range(100)) and len(sampler) == 100
+    sampler.part = 25
+    part = list(sampler)
+    assert len(part) == len(sampler) == 25 and part == sorted(set(part)) and part != list(range(25))
+    assert part == list(sampler)  # the same part at every check
+
+
+def test_the_part_is_drawn_by_the_seed() -> None:
+    parts = []
+    for seed in (7, 7, 8):
+        sampler = PartSampler(100, seed)
+        sampler.part = 25
+        parts.append(list(sampler))
+    assert parts[0] == parts[1] != parts[2]
