@@ -93,16 +93,11 @@ def train(
     resume_from: Path | None = None,
 ) -> Training:
     """Fit (from `resume_from` if given), keeping checkpoints in `directory` (None on the other processes of a
-    multi-process run, which get the first process's from Lightning). Checkpoints load as plain tensors; with
-    one validation per epoch `last.ckpt` is written after each epoch's metrics are logged, with several
-    (`objective.checks_per_epoch`) after each check, and the best checkpoint is chosen among the checks."""
+    multi-process run, which get the first process's from Lightning). Checkpoints load as plain tensors."""
     checks = cfg.objective.checks_per_epoch
-    mode = "min" if cfg.objective.direction == "minimize" else "max"
-    checkpoint = ModelCheckpoint(
-        dirpath=directory, monitor=cfg.objective.metric, mode=mode, save_last=True, save_on_train_epoch_end=checks == 1
-    )
+    checkpoint, *last = checkpoints(cfg, directory)
     metrics_logger = EpochMetricsLogger(recorder, check_step=check_step_of if checks > 1 else None)
-    callbacks = [checkpoint, metrics_logger, RngStateInCheckpoint(), FiniteLossGuard(), *progress_bars(cfg)]
+    callbacks = [checkpoint, *last, metrics_logger, RngStateInCheckpoint(), FiniteLossGuard(), *progress_bars(cfg)]
     callbacks += [ValidationChecks(checks, datamodule.validate_on_part)] if checks > 1 else []
     callbacks += hooks.callbacks() if hooks else []
     if (early_stopping := build_early_stopping(cfg.get("early_stopping"), recorder, checks)) is not None:
@@ -112,6 +107,23 @@ def train(
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     return Training(trainer, checkpoint, metrics_logger.history, time.perf_counter() - started)
+
+
+def checkpoints(cfg: DictConfig, directory: Path | None) -> list[ModelCheckpoint]:
+    """The best checkpoint by the objective (first: the one `ckpt_path="best"` tests) and `last.ckpt`, written
+    after each epoch's metrics are logged (what a resumed run continues from). With several validation checks per
+    epoch the best is chosen among all of them, while `last.ckpt` stays at epoch ends, written by a second
+    callback: Lightning writes a callback's `last.ckpt` when that callback saves."""
+    mode = "min" if cfg.objective.direction == "minimize" else "max"
+    once = cfg.objective.checks_per_epoch == 1
+    best = ModelCheckpoint(
+        dirpath=directory, monitor=cfg.objective.metric, mode=mode, save_last=once, save_on_train_epoch_end=once
+    )
+    if once:
+        return [best]
+    name = ModelCheckpoint.CHECKPOINT_NAME_LAST
+    last = ModelCheckpoint(dirpath=directory, filename=name, enable_version_counter=False, save_on_train_epoch_end=True)
+    return [best, last]
 
 
 def log_learning_curves(recorder: RunRecorder, histories: dict[str, History]) -> None:
