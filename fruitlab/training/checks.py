@@ -45,7 +45,8 @@ class ValidationChecks(pl.Callback):
         done = batches_done(trainer)
         due = done in self._due
         trainer.val_check_batch = done if due else float("inf")
-        if due:
+        # Several processes validate through Lightning's distributed sampler, sized once: always on the whole split.
+        if due and trainer.world_size == 1:
             self.validate_on_part(None if done == self._due[-1] else 1 / self.checks)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
