@@ -8,6 +8,7 @@ Batches stay uint8 until the model (which owns the normalisation) so that what i
 
 import hashlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import lightning.pytorch as pl
@@ -60,7 +61,7 @@ class PartSampler(Sampler[int]):
         self.drawn = torch.randperm(size, generator=torch.Generator().manual_seed(seed))
         self.part: int | None = None  # how many examples; None: all of them
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         if self.part is None:
             return iter(range(self.size))
         return iter(sorted(self.drawn[: self.part].tolist()))
