@@ -7,12 +7,14 @@ Batches stay uint8 until the model (which owns the normalisation) so that what i
 """
 
 import hashlib
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import lightning.pytorch as pl
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from fruitlab.data.splits import split_indices
 
@@ -49,6 +51,25 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
+class PartSampler(Sampler[int]):
+    """A split's examples in order or, once `part` is set, a fixed part of them: the first `part` of a seeded
+    permutation, in order. Lightning keeps one validation loader for a whole fit: this is how a validation
+    check inside an epoch sees a part of the split and the check at the epoch's end all of it."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.drawn = torch.randperm(size, generator=torch.Generator().manual_seed(seed))
+        self.part: int | None = None  # how many examples; None: all of them
+
+    def __iter__(self) -> Iterator[int]:
+        if self.part is None:
+            return iter(range(self.size))
+        return iter(sorted(self.drawn[: self.part].tolist()))
+
+    def __len__(self) -> int:
+        return self.size if self.part is None else self.part
+
+
 class TensorImageDataModule(pl.LightningDataModule):
     def __init__(
         self,
@@ -74,6 +95,7 @@ class TensorImageDataModule(pl.LightningDataModule):
         self.train: ImageTensors | None = None
         self.val: ImageTensors | None = None
         self.test: ImageTensors | None = None
+        self.val_sampler: PartSampler | None = None
 
     # -- what a dataset provides -------------------------------------------------------------------
     def load(self) -> tuple[ImageTensors, ImageTensors, list[str]]:
@@ -151,7 +173,14 @@ class TensorImageDataModule(pl.LightningDataModule):
         return _loader(self.train, self.batch_size, shuffle=True, drop_last=one_left)
 
     def val_dataloader(self) -> DataLoader:
-        return _loader(self.val, self.eval_batch_size)
+        assert self.val is not None, "call setup() first"
+        self.val_sampler = PartSampler(len(self.val.labels), self.seed)
+        return _loader(self.val, self.eval_batch_size, sampler=self.val_sampler)
+
+    def validate_on_part(self, fraction: float | None) -> None:
+        """Let the next validations see a fixed, seeded `fraction` of the validation split (None: all of it)."""
+        if self.val_sampler is not None:
+            self.val_sampler.part = None if fraction is None else math.ceil(fraction * self.val_sampler.size)
 
     def test_dataloader(self) -> DataLoader:
         return _loader(self.test, self.eval_batch_size)
@@ -176,7 +205,13 @@ def _subset(data: ImageTensors, index) -> ImageTensors:
     return ImageTensors(data.images[index], data.labels[index])
 
 
-def _loader(data: ImageTensors | None, batch_size: int, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
+def _loader(
+    data: ImageTensors | None,
+    batch_size: int,
+    shuffle: bool = False,
+    drop_last: bool = False,
+    sampler: Sampler[int] | None = None,
+) -> DataLoader:
     assert data is not None, "call setup() first"
     dataset = TensorDataset(data.images, data.labels)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, sampler=sampler)

@@ -70,10 +70,13 @@ OPEN_GROUPS = ("trainer",)
 
 @dataclass
 class Objective:
-    """The value a run returns to a sweeper; the best checkpoint is chosen by it too."""
+    """The value a run returns to a sweeper; the best checkpoint is chosen by it too. checks_per_epoch: how many
+    times per training epoch it is measured (evenly spread, the last at the epoch's end); each check is
+    reported to a sweep's pruner, and checkpoints and early stopping follow the checks."""
 
     metric: str = "val_loss"
     direction: str = setting("minimize", choices=("minimize", "maximize"))
+    checks_per_epoch: int = setting(1, low=1, high=100)  # more would spend the epoch validating
 
 
 @dataclass

@@ -16,6 +16,7 @@ TRIAL_STATE_TAG = "trial_state"
 STUDY_TAG = "sweep.study"
 RUN_ID_ATTR = "mlflow_run_id"  # user attribute of a trial: its MLflow run
 PRUNED_EPOCH_ATTR = "pruned_epoch"  # user attribute of a pruned trial, and tag of its run
+PRUNED_CHECK_ATTR = "pruned_check"  # the same for the validation check (its global index: the reported step)
 NO_PRUNER = "none"
 
 

@@ -26,7 +26,7 @@ from fruitlab.sweeping.claims import (
     lost_here,
     running_trials,
 )
-from fruitlab.sweeping.identity import PRUNED_EPOCH_ATTR
+from fruitlab.sweeping.identity import PRUNED_CHECK_ATTR, PRUNED_EPOCH_ATTR
 from fruitlab.sweeping.outcomes import Outcome, failure_reason, outcome_of
 from fruitlab.sweeping.plan import SweepPlan
 from fruitlab.sweeping.slots import SlotState, Tally
@@ -162,5 +162,6 @@ class Scheduler:
         if outcome.reason:
             return outcome.reason
         if outcome.state == TrialState.PRUNED:
-            return f"at epoch {recorded.user_attrs.get(PRUNED_EPOCH_ATTR)}"
+            attrs = recorded.user_attrs
+            return f"at epoch {attrs.get(PRUNED_EPOCH_ATTR)} (check {attrs.get(PRUNED_CHECK_ATTR)})"
         return ", ".join(f"{o.metric}={v:.4g}" for o, v in zip(self.plan.objectives, outcome.values, strict=True))

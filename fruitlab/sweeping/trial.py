@@ -1,13 +1,14 @@
 """A sweep trial as its training job sees it: opened from the `TrialIdentity` the sweeper put in the job's config,
 whichever process or machine runs the job. It plugs into training through `TrainingHooks`: it tags the run with
-the trial, reports each epoch's value to the study's storage (where the pruner reads it) and stops training when
-the pruner says so."""
+the trial, reports each validation check's value to the study's storage (where the pruner reads it) and stops
+training when the pruner says so."""
 
 from typing import TYPE_CHECKING
 
 import optuna
 
 from fruitlab.sweeping.identity import (
+    PRUNED_CHECK_ATTR,
     PRUNED_EPOCH_ATTR,
     RUN_ID_ATTR,
     STUDY_TAG,
@@ -74,11 +75,13 @@ class SweepTrial:
             return value <= study.best_value
         return value >= study.best_value
 
-    def mark_pruned(self, epoch: int) -> None:
+    def mark_pruned(self, epoch: int, check: int) -> None:
+        """Record where the pruner stopped the trial: the epoch and the check (the step of its last value)."""
         self.pruned_epoch = epoch
         self.trial.set_user_attr(PRUNED_EPOCH_ATTR, epoch)
+        self.trial.set_user_attr(PRUNED_CHECK_ATTR, check)
         if self.recorder is not None:
-            self.recorder.set_tags({PRUNED_EPOCH_ATTR: epoch})
+            self.recorder.set_tags({PRUNED_EPOCH_ATTR: epoch, PRUNED_CHECK_ATTR: check})
 
     def report(self, result: FitResult) -> TrialReport:
         return TrialReport(result, self.pruned_epoch)

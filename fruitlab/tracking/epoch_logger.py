@@ -1,26 +1,35 @@
 """Lightning callbacks that feed MLflow."""
 
 import time
+from collections.abc import Callable
 
 import lightning.pytorch as pl
 
 from fruitlab.plotting import History
 from fruitlab.tracking.runs import RunRecorder
 
+CHECK_PREFIX = "check_"  # of the metrics logged at each validation check: check_val_loss, check_val_acc
+
 
 class EpochMetricsLogger(pl.Callback):
     """Logs the epoch's metrics to the run with step = epoch, in one request per epoch, and keeps them as
     `history` for the learning-curve plots. `recorder` is None on the other processes of a multi-process run.
     `elapsed_s` is the training time (train and validation) from the first epoch's start to this epoch's end:
-    what the time to reach an accuracy is read from."""
+    what the time to reach an accuracy is read from.
+
+    With `check_step` (several validation checks per epoch), each check's validation metrics are logged too, as
+    `check_<name>` with step = the check's global index (`check_step(trainer)`); the epoch-end curves stay as
+    they are."""
 
     def __init__(
         self,
         recorder: RunRecorder | None,
         names: tuple[str, ...] = ("train_loss", "train_acc", "val_loss", "val_acc"),
+        check_step: Callable[[pl.Trainer], int] | None = None,
     ) -> None:
         self.recorder = recorder
         self.names = names
+        self.check_step = check_step
         self.history: History = {}
         self._started = 0.0
 
@@ -39,6 +48,12 @@ class EpochMetricsLogger(pl.Callback):
             self.history.setdefault(name, []).append((epoch, value))
         if self.recorder is not None and trainer.is_global_zero:
             self.recorder.log_metrics(metrics, step=epoch)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.check_step is None or trainer.sanity_checking or self.recorder is None or not trainer.is_global_zero:
+            return
+        metrics = {f"{CHECK_PREFIX}{n}": float(v) for n, v in trainer.callback_metrics.items() if n.startswith("val_")}
+        self.recorder.log_metrics(metrics, step=self.check_step(trainer))
 
     # The history travels in checkpoints so that a resumed run plots all its epochs.
     def state_dict(self) -> dict[str, History]:

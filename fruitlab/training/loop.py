@@ -18,6 +18,7 @@ from fruitlab.plotting import History, learning_curves
 from fruitlab.tracking.epoch_logger import EpochMetricsLogger
 from fruitlab.tracking.runs import RunRecorder
 from fruitlab.training.callbacks import FiniteLossGuard, RngStateInCheckpoint, progress_bars
+from fruitlab.training.checks import ValidationChecks, check_step_of
 from fruitlab.training.cluster import cluster_environment
 from fruitlab.training.hooks import TrainingHooks
 from fruitlab.training.module import ClassifierModule
@@ -92,22 +93,37 @@ def train(
     resume_from: Path | None = None,
 ) -> Training:
     """Fit (from `resume_from` if given), keeping checkpoints in `directory` (None on the other processes of a
-    multi-process run, which get the first process's from Lightning). Checkpoints load as plain tensors;
-    `last.ckpt` is written after each epoch's metrics are logged."""
-    mode = "min" if cfg.objective.direction == "minimize" else "max"
-    checkpoint = ModelCheckpoint(
-        dirpath=directory, monitor=cfg.objective.metric, mode=mode, save_last=True, save_on_train_epoch_end=True
-    )
-    metrics_logger = EpochMetricsLogger(recorder)
-    callbacks = [checkpoint, metrics_logger, RngStateInCheckpoint(), FiniteLossGuard(), *progress_bars(cfg)]
+    multi-process run, which get the first process's from Lightning). Checkpoints load as plain tensors."""
+    checks = cfg.objective.checks_per_epoch
+    checkpoint, *last = checkpoints(cfg, directory)
+    metrics_logger = EpochMetricsLogger(recorder, check_step=check_step_of if checks > 1 else None)
+    callbacks = [checkpoint, *last, metrics_logger, RngStateInCheckpoint(), FiniteLossGuard(), *progress_bars(cfg)]
+    callbacks += [ValidationChecks(checks, datamodule.validate_on_part)] if checks > 1 else []
     callbacks += hooks.callbacks() if hooks else []
-    if (early_stopping := build_early_stopping(cfg.get("early_stopping"), recorder)) is not None:
+    if (early_stopping := build_early_stopping(cfg.get("early_stopping"), recorder, checks)) is not None:
         callbacks.append(early_stopping)
     plugins = [cluster_environment()]  # chosen here, not probed by Lightning: see training.cluster
     trainer = pl.Trainer(**cfg.trainer, logger=False, callbacks=callbacks, enable_model_summary=False, plugins=plugins)
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     return Training(trainer, checkpoint, metrics_logger.history, time.perf_counter() - started)
+
+
+def checkpoints(cfg: DictConfig, directory: Path | None) -> list[ModelCheckpoint]:
+    """The best checkpoint by the objective (first: the one `ckpt_path="best"` tests) and `last.ckpt`, written
+    after each epoch's metrics are logged (what a resumed run continues from). With several validation checks per
+    epoch the best is chosen among all of them, while `last.ckpt` stays at epoch ends, written by a second
+    callback: Lightning writes a callback's `last.ckpt` when that callback saves."""
+    mode = "min" if cfg.objective.direction == "minimize" else "max"
+    once = cfg.objective.checks_per_epoch == 1
+    best = ModelCheckpoint(
+        dirpath=directory, monitor=cfg.objective.metric, mode=mode, save_last=once, save_on_train_epoch_end=once
+    )
+    if once:
+        return [best]
+    name = ModelCheckpoint.CHECKPOINT_NAME_LAST
+    last = ModelCheckpoint(dirpath=directory, filename=name, enable_version_counter=False, save_on_train_epoch_end=True)
+    return [best, last]
 
 
 def log_learning_curves(recorder: RunRecorder, histories: dict[str, History]) -> None:

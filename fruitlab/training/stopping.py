@@ -29,8 +29,11 @@ class LoggedEarlyStopping(EarlyStopping):
             self.recorder.set_tags({"early_stopping_reason": self.stopping_reason_message or self.stopping_reason.name})
 
 
-def build_early_stopping(config: Mapping | None, recorder: RunRecorder | None) -> LoggedEarlyStopping | None:
-    """The callback for `early_stopping` (enabled, monitor, mode, patience, min_delta); None when off."""
+def build_early_stopping(
+    config: Mapping | None, recorder: RunRecorder | None, checks_per_epoch: int = 1
+) -> LoggedEarlyStopping | None:
+    """The callback for `early_stopping` (enabled, monitor, mode, patience, min_delta); None when off. With
+    several validation checks per epoch it checks after each of them (patience then counts checks)."""
     if not config or not config.get("enabled"):
         return None
     if config["mode"] not in ("min", "max"):
@@ -41,4 +44,5 @@ def build_early_stopping(config: Mapping | None, recorder: RunRecorder | None) -
         mode=config["mode"],
         patience=config["patience"],
         min_delta=config["min_delta"],
+        check_on_train_epoch_end=checks_per_epoch == 1,
     )
