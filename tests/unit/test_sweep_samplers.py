@@ -178,4 +178,3 @@ def test_the_upstream_sampler_group_takes_tpes_options_and_auto():
 @pytest.mark.parametrize("name", sorted(path.stem for path in (REPO / "sweeps").glob("*.yaml")))
 def test_every_named_sweeps_sampler_and_pruner_options_pass_the_plan(name: str):
     SweepPlan.of(sweeper_of([f"sweep={name}"]).settings, task_config(TRAINING), [])
-
