@@ -12,6 +12,9 @@ ADVERTISEMENTS = ("litlogger",)  # Lightning's tip to install its cloud logger, 
 # (message, category, module that triggers it): deprecations inside third-party code that a user cannot act on.
 THIRD_PARTY_NOTICES = [
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning, r"lightning\.pytorch\.utilities\._pytree"),
+    # Lightning probes for SLURM on every fit and, on a machine with SLURM's client tools, says `srun` is not
+    # used: outside a job a run is a plain local one (inside one, srun is used and Lightning says nothing).
+    (r"The `srun` command is available on your system but is not used", UserWarning, r"lightning\.fabric"),
 ]
 
 

@@ -4,6 +4,7 @@ model, and `optimization_results.yaml` in the sweep's folder.
 
 The only sweeping module that calls fruitlab.tracking, and only these, all through one `Store`:
     store.Store.open(uri) -> Store (.uri, .root, .ensure_experiment(name) -> id)
+    store.resolve_uri(uri) -> uri, store.store_root(uri) -> Path (both pure)
     query.runs_tagged(store, experiment_id, key, value) -> [RunRecord]
     query.runs_under(store, name_or_id) -> [RunRecord] | None
     query.StoreReader(store).read_history(run_id, names) -> {name: [(step, value)]}
@@ -35,7 +36,7 @@ from fruitlab.tracking.links import StoreUI
 from fruitlab.tracking.query import SWEEP_PARENT_TAG, StoreReader, runs_tagged, runs_under
 from fruitlab.tracking.registry import CHAMPION, set_champion
 from fruitlab.tracking.runs import RunRecorder, create_run, end_lost_run, fail_run, tracked_run
-from fruitlab.tracking.store import Store
+from fruitlab.tracking.store import Store, resolve_uri, store_root
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,11 @@ class SweepRecorder:
         """The recorder of the plan's MLflow store, checked to answer."""
         return cls(plan, Store.open(plan.tracking_uri))
 
-    def default_storage(self) -> str:
-        """The study's storage when none is given: optuna.db beside the local MLflow store."""
-        return f"sqlite:///{self.store.root / 'optuna.db'}"
+    @staticmethod
+    def default_storage(plan: SweepPlan) -> str:
+        """The study's storage when none is given: optuna.db beside the local MLflow store (known before the
+        store is opened: the study's lock, which guards the store's creation, is named by it)."""
+        return f"sqlite:///{store_root(resolve_uri(plan.tracking_uri)) / 'optuna.db'}"
 
     def end_stale_trial_run(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """A trial went stale (its worker was killed): end its MLflow run KILLED instead of leaving it RUNNING."""

@@ -41,10 +41,10 @@ def run_sweep(
     plan = SweepPlan.of(settings, config, overrides)
     suggest_more = load_extension(settings.custom_search_space, config)
     started = datetime.now()
-    recorder = SweepRecorder.open(plan)
-    storage_url = plan.storage or recorder.default_storage()
+    storage_url = plan.storage or SweepRecorder.default_storage(plan)
     lock = partial(study_lock, storage_url, plan.study_name)
     with lock():  # one worker at a time creates the stores, the study and the parent run
+        recorder = SweepRecorder.open(plan)
         on_stale = recorder.end_stale_trial_run
         storage = open_storage(storage_url, settings.heartbeat_interval, settings.grace_period, on_stale)
         pruner = make_pruner(settings.pruner, plan.pruner_options)

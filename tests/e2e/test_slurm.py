@@ -5,15 +5,13 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-import lightning.pytorch as pl
 import mlflow
 import optuna
 import pytest
-from conftest import FAST
+from conftest import FAST, run_cli
 from mlflow_server import mlflow_server
 from optuna.trial import TrialState
 from pg import PostgresServer
@@ -21,7 +19,7 @@ from slurm import SlurmCluster
 
 from fruitlab.serving.recorded import load_recorded_model
 from fruitlab.tracking.store import Store
-from fruitlab.training.cluster import SLURM_JOB_TAG, cluster_environment
+from fruitlab.training.cluster import SLURM_JOB_TAG
 
 TINY = ["model=lenet", *FAST, "data.image_size=16", "optim=adam"]
 SLURM = ["hydra/launcher=slurm", "hydra.launcher.partition=local", "hydra.launcher.mem_gb=1", "hydra.sweeper.n_jobs=2"]
@@ -136,10 +134,9 @@ def wait_for_a_training_job(cluster: SlurmCluster, url: str, sweep: subprocess.P
         time.sleep(0.5)
 
 
-def test_outside_a_slurm_job_a_trainer_prints_no_srun_hint(slurm: SlurmCluster) -> None:
+def test_outside_a_slurm_job_a_run_prints_no_srun_hint(slurm: SlurmCluster, tmp_path: Path) -> None:
     """On a machine with SLURM's client tools (a login node), a local run stays quiet about `srun`."""
     assert slurm.run("which", "srun").strip()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        pl.Trainer(plugins=[cluster_environment()], logger=False, enable_progress_bar=False)
-    assert not [w for w in caught if "srun" in str(w.message)]
+    result = run_cli(*TINY, f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", "tracking.log_model=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "srun" not in result.stdout + result.stderr
