@@ -205,19 +205,22 @@ def create_run(store: Store, experiment_id: str, run_name: str, tags: Mapping[st
 def end_lost_run(store: Store, run_id: str, reason: str, tags: Mapping[str, str]) -> bool:
     """End a run left RUNNING by a process that died: KILLED, with `reason` as its `error` tag and `tags`.
     Returns whether it was still running."""
-    recorder = RunRecorder(run_id, store)
-    if recorder.store.client.get_run(run_id).info.status != "RUNNING":
+    if store.client.get_run(run_id).info.status != "RUNNING":
         return False
-    recorder.set_tags({**tags, "error": reason})
-    recorder.store.client.set_terminated(run_id, "KILLED")
+    end_with_reason(store, run_id, reason, tags, "KILLED")
     return True
 
 
 def fail_run(store: Store, run_id: str, reason: str, tags: Mapping[str, str]) -> None:
     """End a run as FAILED, with `reason` as its `error` tag and `tags`, whatever its process recorded: for a run
     whose job the scheduler cancelled or killed (the job may have ended it KILLED on its way out)."""
+    end_with_reason(store, run_id, reason, tags, "FAILED")
+
+
+def end_with_reason(store: Store, run_id: str, reason: str, tags: Mapping[str, str], status: str) -> None:
+    """End the run with `status`, `reason` as its `error` tag and `tags`."""
     RunRecorder(run_id, store).set_tags({**tags, "error": reason})
-    store.client.set_terminated(run_id, "FAILED")
+    store.client.set_terminated(run_id, status)
 
 
 def flatten(config: Mapping, prefix: str = "") -> dict[str, object]:
