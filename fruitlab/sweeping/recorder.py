@@ -179,10 +179,11 @@ class SweepRecorder:
         metric = self.plan.objectives[0].metric
         self.parent.log_metrics({f"best_{metric}": best.value})
         self.parent.set_tags(best.tags())
-        log.info("best: trial %d, %s=%.4g, %s (run %s)", best.number, metric, best.value, best.params, best.run_id)
-        if not self.plan.settings.register or best.run_id is None:  # another task than training records no run
+        run = best.run_id or best.seeded_from and f"{best.seeded_from}, a warm start"
+        log.info("best: trial %d, %s=%.4g, %s (run %s)", best.number, metric, best.value, best.params, run)
+        # another task than training records no run; a warm start's run was recorded by another sweep
+        if not self.plan.settings.register or best.run_id is None:
             return
-        self.parent.set_tags({"best_run_id": best.run_id})
         if not self.plan.log_model:
             log.info("no model registered: the best trial logged no model (tracking.log_model=false)")
             return
