@@ -215,12 +215,13 @@ def search_part(plan: Plan, experiment: str, common: list[str], strategy: Strate
 
 
 def study_runs(plan: Plan, experiment: str, common: list[str]) -> list[Run]:
-    """Every strategy with every seed, strategy by strategy."""
+    """Every strategy with every seed, seed by seed: a change in the machine's load over the study's hours then
+    falls on every strategy alike, not on the ones that happen to run last."""
     known = strategies(study_name(experiment, "baselines"))
     runs = []
-    for label in plan.strategies:
-        strategy = known[label]
-        for seed in plan.seeds:
+    for seed in plan.seeds:
+        for label in plan.strategies:
+            strategy = known[label]
             search = search_part(plan, experiment, common, strategy, label, seed) if strategy.search else None
             runs.append(Run(label, seed, search, study_name(experiment, f"{label} final seed {seed}")))
     return runs

@@ -179,7 +179,10 @@ def hard_study(overrides: list[str], plan: Plan, out: Path | None) -> HardStudyR
     print("\n== report", flush=True)
     parts = StudyParts(
         {part.label: part.study_name for part in baselines},
-        {(run.strategy, run.seed): (run.search.study_name if run.search else None, run.final_study) for run in runs},
+        {
+            (run.strategy, run.seed): (run.search.study_name if run.search else None, run.final_study)
+            for run in sorted(runs, key=lambda run: (plan.strategies.index(run.strategy), run.seed))
+        },
     )
     folder = out or Path("reports") / slug(records.experiment)
     report = write_hard_report(
