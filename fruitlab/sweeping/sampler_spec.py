@@ -64,7 +64,5 @@ def named(name: str | None, target: str | None) -> str | None:
     if target not in TARGETS:
         raise ConfigError(f"hydra.sweeper.sampler._target_={target}: fruitlab builds {', '.join(TARGETS)}")
     if name is not None and UPSTREAM_NAMES.get(name, name) != TARGETS[target]:
-        raise ConfigError(
-            f"hydra.sweeper.sampler names two samplers, {name} and _target_={target}: give one of them"
-        )
+        raise ConfigError(f"hydra.sweeper.sampler names two samplers, {name} and _target_={target}: give one of them")
     return TARGETS[target]

@@ -44,8 +44,7 @@ AUTO_TPE_MAX_TRIALS = 1000
 # fruitlab's TPE (for the default sampler, tpe and auto alike; options given win): one joint model over the
 # parameters (multivariate), one per set of parameters that occur together (group: a conditional space), running
 # trials of other slots and workers counted as bad (constant liar), and random start-up trials for a share of the
-# budget, at least TPE_STARTUP_MIN and at most Optuna's default (see tpe_startup_trials).
-TPE_STARTUP_SHARE = 0.1
+# budget: a tenth, at least TPE_STARTUP_MIN and at most Optuna's default (see tpe_startup_trials).
 TPE_STARTUP_MIN = 3
 TPE_STARTUP_MAX = 10
 
@@ -95,10 +94,11 @@ def registered(kind: str, registry: Mapping[str, T], name: str) -> T:
 
 
 def tpe_startup_trials(budget: int) -> int:
-    """TPE's random start-up trials for a sweep of `budget` trials: a tenth of it, at least 3, at most 10
-    (Optuna's default, reached at 100 trials). TPE models the good and the bad trials apart, so it needs a few
-    before it can tell them apart; more than a tenth is budget that learns nothing (docs/sweeps.md: measured)."""
-    return max(TPE_STARTUP_MIN, min(TPE_STARTUP_MAX, round(TPE_STARTUP_SHARE * budget)))
+    """TPE's random start-up trials for a sweep of `budget` trials: a tenth of it (rounded down), at least 3, at
+    most 10 (Optuna's default, from 100 trials on). Start-up trials learn nothing from the trials before them: on
+    small budgets Optuna's 10 leave TPE too few trials to use what it learns (docs/sweeps.md, measured with
+    benchmarks/bench_tpe_startup.py)."""
+    return max(TPE_STARTUP_MIN, min(TPE_STARTUP_MAX, budget // 10))
 
 
 def tpe_options(budget: int, given: Mapping[str, object]) -> dict[str, object]:
@@ -114,9 +114,7 @@ def tpe_options(budget: int, given: Mapping[str, object]) -> dict[str, object]:
     return {**defaults, **given}
 
 
-def auto_sampler(
-    distributions: Sequence[BaseDistribution], n_objectives: int, n_trials: int, conditional: bool
-) -> str:
+def auto_sampler(distributions: Sequence[BaseDistribution], n_objectives: int, n_trials: int, conditional: bool) -> str:
     """The sampler that `hydra.sweeper.sampler=auto` runs: the rule of Optuna's published AutoSampler
     (optunahub `samplers/auto_sampler`), decided once from the declared space and the trial budget, since
     fruitlab knows both before the first trial (AutoSampler decides again before each trial from the trials

@@ -7,20 +7,15 @@ from typing import Any
 
 import optuna
 import pytest
-from hydra import initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.types import RunMode
-from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from fruitlab.config import compose_config, config_dir, prepare_hydra
+from fruitlab.config import compose_config
 from fruitlab.errors import ConfigError
 from fruitlab.sweeping.identity import TrialIdentity
 from fruitlab.sweeping.plan import SweepPlan
 from fruitlab.sweeping.study import make_pruner, make_sampler
-from hydra_plugins.fruitlab_optuna_sweeper.sweeper import FruitlabOptunaSweeper
 
-from .sweep_config import TRAINING, plan_of, task_config
+from .sweep_config import TRAINING, plan_of, sweeper_of, task_config
 
 REPO = Path(__file__).resolve().parents[2]
 NUMERIC = ("lr=tag(log, interval(1e-4, 1e-1))", "width=int(interval(8, 64))")
@@ -151,17 +146,6 @@ def test_a_trial_rebuilds_the_successive_halving_pruner_from_its_identity():
     received = TrialIdentity.of(compose_config(["model=lenet", *sent.overrides()]))
     assert (received.pruner, received.pruner_options) == ("successive_halving", HALVING)
     assert type(make_pruner(received.pruner, received.pruner_options)) is optuna.pruners.SuccessiveHalvingPruner
-
-
-def sweeper_of(overrides: list[str]) -> FruitlabOptunaSweeper:
-    """The sweeper as Hydra builds it from fruitlab's config composed for `-m` with `overrides`."""
-    prepare_hydra()
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        hydra = GlobalHydra.instance().hydra
-        cfg = hydra.compose_config("config", overrides, run_mode=RunMode.MULTIRUN, with_log_configuration=False)
-    resolved = OmegaConf.to_container(cfg.hydra.sweeper, resolve=True)  # as Hydra's instantiate resolves it
-    settings = {k: v for k, v in resolved.items() if k not in ("_target_", "_recursive_", "defaults")}
-    return FruitlabOptunaSweeper(**settings)
 
 
 def test_the_upstream_sampler_group_takes_tpes_options_and_auto():
