@@ -93,7 +93,7 @@ def test_direction_as_upstream_writes_it():
     training = OmegaConf.create({"objective": {"metric": "val_acc", "direction": "maximize"}})
     assert objectives_of(SweepSettings(direction="maximize"), training) == [Objective("val_acc", "maximize")]
     assert redirected(SweepSettings(direction="maximize"), training) is None
-    with pytest.raises(ConfigError, match="disagrees with hydra.sweeper.objectives"):
+    with pytest.raises(ConfigError, match=r"disagrees with hydra\.sweeper\.objectives"):
         objectives_of(SweepSettings(direction="minimize", objectives={"val_acc": "maximize"}), training)
     with pytest.raises(ConfigError, match="name the metric of each direction"):
         objectives_of(SweepSettings(direction=["minimize", "maximize"]), training)
