@@ -91,9 +91,8 @@ def test_the_sampler_options_work_without_choosing_the_group_as_upstreams_defaul
 
 
 def test_every_upstream_group_entry_and_its_options_compose_into_a_plan():
-    assert plan_composed(
-        "hydra/sweeper/sampler=nsgaii", "hydra.sweeper.sampler.population_size=10"
-    ).sampler_options == {"population_size": 10}
+    nsga2 = plan_composed("hydra/sweeper/sampler=nsgaii", "hydra.sweeper.sampler.population_size=10")
+    assert (nsga2.sampler, nsga2.sampler_options) == ("nsga2", {"population_size": 10})
     motpe = plan_composed("hydra/sweeper/sampler=motpe", "hydra.sweeper.sampler.n_ehvi_candidates=12")
     assert (motpe.sampler, motpe.sampler_options["n_ei_candidates"]) == ("tpe", 12)
     tpe = plan_composed("hydra/sweeper/sampler=tpe", "hydra.sweeper.sampler.consider_endpoints=true")
