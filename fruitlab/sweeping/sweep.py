@@ -42,7 +42,7 @@ def run_sweep(
     if plan.redirected is not None:
         (objective,) = plan.objectives
         log.warning(
-            "hydra.sweeper.direction=%s wins over objective.direction=%s: the study and every trial's checkpoint "
+            "hydra.sweeper.direction=%s wins over objective.direction=%s: the study and each trial's best checkpoint "
             "%s %s (objective.metric)",
             plan.redirected,
             config.objective.direction,
