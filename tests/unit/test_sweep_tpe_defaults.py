@@ -82,3 +82,14 @@ def test_the_named_sweeps_that_sample_with_tpe_get_its_options_and_keep_their_ow
         startup, multivariate, group, liar = tpe_of(plan)
         assert (multivariate, group, liar) == (True, True, True)
         assert startup == (plan.settings.sampler_options or {}).get("n_startup_trials", tpe_startup_trials(plan.budget))
+
+
+def test_a_seeded_study_samples_the_same_points_twice_past_its_start_up_trials():
+    plan = plan_of(*MIXED, n_trials=20)  # 3 start-up trials, then TPE's own
+
+    def sampled() -> list[dict]:
+        study = optuna.create_study(sampler=make_sampler(plan.sampler, 7, plan.sampler_options))
+        study.optimize(lambda t: (t.suggest_float("lr", 1e-4, 1e-1, log=True) - 0.01) ** 2, n_trials=8)
+        return [t.params for t in study.trials]
+
+    assert sampled() == sampled()
