@@ -10,8 +10,9 @@ from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 
 from fruitlab.errors import ConfigError
 from fruitlab.sweeping.plan import SweepPlan
-from fruitlab.sweeping.sampler_spec import SamplerSpec
-from fruitlab.sweeping.settings import SweepSettings
+from fruitlab.sweeping.sampler_spec import RENAMED_OPTIONS, SamplerSpec
+from fruitlab.sweeping.settings import SAMPLER_GROUP, SweepSettings
+from fruitlab.sweeping.study import SAMPLERS, keywords
 from hydra_plugins.fruitlab_optuna_sweeper.sweeper import runnable
 
 from .sweep_config import plan_of, sweeper_of
@@ -116,3 +117,13 @@ def test_n_jobs_on_a_launcher_that_runs_jobs_in_process_runs_one_at_a_time_with_
         "fruitlab[launchers])"
     )
     assert runnable(SweepSettings(n_jobs=1), BasicLauncher()).n_jobs == 1
+
+
+def test_every_group_entrys_options_are_ones_its_sampler_takes():
+    for name, options in SAMPLER_GROUP.items():
+        sampler = SamplerSpec.of({"name": name}, None).name
+        if sampler in ("grid", "auto"):  # a grid is enumerated by fruitlab; auto picks a sampler
+            assert options == ()
+            continue
+        renamed = RENAMED_OPTIONS.get(name, {})
+        assert {renamed.get(o, o) for o in options} <= set(keywords(SAMPLERS[sampler])), name
