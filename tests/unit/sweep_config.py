@@ -1,4 +1,5 @@
-"""Sweep plans for the unit tests: task configs as Hydra hands them to the sweeper, and a command line."""
+"""Sweep plans for the unit tests: task configs as Hydra hands them to the sweeper, a command line, and the sweeper
+as Hydra builds it from fruitlab's composed config."""
 
 from typing import Any
 
