@@ -4,8 +4,8 @@
     a PCA fitted per trial / one fit for 210 components shared through the disk cache      (goal >= 5)
 (b) wall time of a TPE learning-rate sweep with the median pruner / the same sweep unpruned,
     both reaching the same best value                                                      (goal <= 0.5)
-    Up to 10 trials, TPE draws its seeded random start-up points, so both sweeps try the same learning
-    rates and pruning is the only difference between them.
+    Up to 10 trials, TPE draws its seeded random start-up points (n_startup_trials=10 is given), so both
+    sweeps try the same learning rates and pruning is the only difference between them.
 (c) wall time of a 6-trial 1-epoch grid sweep (vgg1, 32 px) / the sum of its trials' fit_time_s  (goal <= 1.15)
 (d) peak RSS of the sweep worker after trial 10 / after trial 1 of a 10-trial 1-epoch sweep     (goal <= 1.10)
 
@@ -56,7 +56,8 @@ def sweep(root: Path, store: Path, pruner: str, trials: int, epochs: int) -> tup
         sys.executable, "-m", "fruitlab", "-m", "model=vgg1", "optim=sgd", "data.image_size=16",
         "lr=tag(log,interval(1e-4,10))", f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false",
         "tracking.log_model=false", f"data.root={root}", f"tracking.uri=sqlite:///{store}/mlflow.db",
-        "hydra.sweeper.sampler=tpe", f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.pruner={pruner}",
+        "hydra.sweeper.sampler=tpe", "hydra.sweeper.sampler_options={n_startup_trials:10}",
+        f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.pruner={pruner}",
         "hydra.sweeper.pruner_options={n_startup_trials:2,n_warmup_steps:0}" if pruner != "none" else "",
     ]  # fmt: skip
     started = time.perf_counter()

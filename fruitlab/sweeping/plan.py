@@ -13,7 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from fruitlab.errors import ConfigError
 from fruitlab.sweeping.identity import TrialIdentity
-from fruitlab.sweeping.objectives import Objective, objectives_of
+from fruitlab.sweeping.objectives import Objective, objectives_of, redirected
+from fruitlab.sweeping.sampler_spec import SamplerSpec
 from fruitlab.sweeping.settings import SweepSettings
 from fruitlab.sweeping.space import Point, SearchSpace
 from fruitlab.sweeping.storage import checked_storage_url
@@ -25,6 +26,7 @@ from fruitlab.sweeping.study import (
     check_pruner_options,
     check_sampler_options,
     registered,
+    tpe_options,
 )
 from fruitlab.sweeping.warm_start import enqueued_points, warm_start_sources
 
@@ -50,6 +52,8 @@ class SweepPlan:
     log_model: bool  # whether the trials log their model (which the champion needs)
     results_dir: Path  # the sweep's folder
     enqueue: tuple[Point, ...] = ()  # points tried first, in order
+    # the direction hydra.sweeper.direction gives the task's objective, when it differs from objective.direction
+    redirected: str | None = None
     warm_start: tuple[str, ...] = ()  # experiments, sweeps or runs whose finished runs seed the study
 
     @classmethod
@@ -58,17 +62,19 @@ class SweepPlan:
         fixed = tuple(o.input_line for o in overrides if not o.is_sweep_override())
         objectives = tuple(objectives_of(settings, config))
         check_settings(settings, len(objectives))
-        name, sampler_seed, sampler_options = sampler_of(settings)
-        sampler = name or ("grid" if space.is_comma_grid else "nsga2" if len(objectives) > 1 else "tpe")
+        spec = SamplerSpec.of(settings.sampler, settings.sampler_options)
+        sampler = spec.name or ("grid" if space.is_comma_grid else "nsga2" if len(objectives) > 1 else "tpe")
         registered("sampler", {**SAMPLERS, AUTO: None}, sampler)
         if sampler == AUTO:
             distributions = [p.distribution for p in space.parameters]
             conditional = settings.custom_search_space is not None
             n_trials = settings.n_trials or DEFAULT_SAMPLER_TRIALS
-            sampler, auto_options = auto_sampler(distributions, len(objectives), n_trials, conditional)
-            sampler_options = {**auto_options, **sampler_options}  # what the user gives wins
-        check_sampler_options(sampler, sampler_options)
+            sampler = auto_sampler(distributions, len(objectives), n_trials, conditional)
         grid = tuple(space.grid()) if sampler == "grid" else None
+        budget = settings.n_trials or (len(grid) if grid is not None else DEFAULT_SAMPLER_TRIALS)
+        # fruitlab's TPE defaults for the budget, whichever way TPE was picked; the options given win
+        sampler_options = tpe_options(budget, spec.options) if sampler == "tpe" else spec.options
+        check_sampler_options(sampler, sampler_options)
         experiment = str(
             OmegaConf.select(config, "tracking.experiment")
             or OmegaConf.select(config, "data.name")
@@ -79,7 +85,6 @@ class SweepPlan:
         )
         if "'" in study_name:
             raise ConfigError(f"study name {study_name!r}: leave out the quote (MLflow searches by it)")
-        budget = settings.n_trials or (len(grid) if grid is not None else DEFAULT_SAMPLER_TRIALS)
         enqueue = enqueued_points(settings.enqueue, space)
         if len(enqueue) > budget:
             raise ConfigError(
@@ -97,7 +102,7 @@ class SweepPlan:
             objectives=objectives,
             sampler=sampler,
             sampler_options=sampler_options,
-            seed=first_seed(sampler_seed, settings.seed, config.get("seed")),
+            seed=first_seed(spec.seed, settings.seed, config.get("seed")),
             grid=grid,
             budget=budget,
             experiment=experiment,
@@ -109,12 +114,18 @@ class SweepPlan:
             results_dir=Path(config.hydra.sweep.dir),
             enqueue=enqueue,
             warm_start=warm_start,
+            redirected=redirected(settings, config),
         )
 
     @property
     def is_training(self) -> bool:
         """Whether the task is fruitlab's training (which nests its run under the sweep's parent run)."""
         return self.trained_metric is not None
+
+    @property
+    def task_overrides(self) -> list[str]:
+        """What every trial's job gets besides the command line: the direction the sweeper gives the objective."""
+        return [] if self.redirected is None else [f"objective.direction={self.redirected}"]
 
     @property
     def pruner_options(self) -> dict:
@@ -142,22 +153,8 @@ def check_settings(settings: SweepSettings, n_objectives: int) -> None:
         raise ConfigError("Optuna cannot prune a study with several objectives: use hydra.sweeper.pruner=none")
     if settings.n_jobs < 1:
         raise ConfigError(f"hydra.sweeper.n_jobs={settings.n_jobs}: give how many trials run at once (>= 1)")
-    if not 0 <= settings.max_failure_rate <= 1:
+    if settings.max_failure_rate is not None and not 0 <= settings.max_failure_rate <= 1:
         raise ConfigError(f"hydra.sweeper.max_failure_rate={settings.max_failure_rate}: give a fraction in [0, 1]")
-
-
-def sampler_of(settings: SweepSettings) -> tuple[str | None, int | None, dict]:
-    """(name, seed, options) of `hydra.sweeper.sampler`: a name, or the mapping {name, seed, options...} that
-    the config group hydra/sweeper/sampler=<name> gives; `sampler_options` add to the options."""
-    spec = settings.sampler
-    options = dict(settings.sampler_options or {})
-    if not isinstance(spec, Mapping):
-        return spec, None, options
-    spec = dict(spec)
-    if "name" not in spec:
-        raise ConfigError("hydra.sweeper.sampler: a mapping needs the sampler's name, e.g. {name: tpe, seed: 1}")
-    name, seed = spec.pop("name"), spec.pop("seed", None)
-    return name, seed, {**spec, **options}
 
 
 def first_seed(*seeds: object) -> int | None:

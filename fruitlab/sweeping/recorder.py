@@ -15,6 +15,7 @@ The only sweeping module that calls fruitlab.tracking, and only these, all throu
     registry.set_champion(store, run_id, name) -> version   links.StoreUI.of(uri) -> StoreUI
 """
 
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -92,6 +93,8 @@ class SweepRecorder:
             {
                 "study_name": plan.study_name,
                 "sampler": plan.sampler,
+                "sampler_options": json.dumps(plan.sampler_options, sort_keys=True),
+                "sampler_seed": plan.seed,
                 "pruner": plan.settings.pruner,
                 "search_space": plan.space.as_text(),
                 "objectives": ", ".join(f"{o.metric}:{o.direction}" for o in plan.objectives),

@@ -63,7 +63,7 @@ class Scheduler:
         n_jobs = self.plan.settings.n_jobs
         if n_jobs == 1:  # in this thread: Ctrl-C and SIGTERM reach the running trial's job
             self.slot(started)
-            return self.state.tally()
+            return self.tally()
         slots = [
             threading.Thread(target=self.guarded_slot, args=(started,), name=f"trial-slot-{i}", daemon=True)
             for i in range(n_jobs)
@@ -82,7 +82,10 @@ class Scheduler:
         error = self.state.first_error()
         if error is not None:
             raise error
-        return self.state.tally()
+        return self.tally()
+
+    def tally(self) -> Tally:
+        return self.state.tally(failures_fine=self.plan.settings.max_failure_rate == 1)
 
     def guarded_slot(self, started: datetime) -> None:
         try:
@@ -119,8 +122,10 @@ class Scheduler:
 
     def check_failure_rate(self, started: datetime) -> None:
         """Stop the sweep once more than max_failure_rate x n_trials trials failed in this invocation."""
-        failures = sum(failed_here(t, started) or lost_here(t, started) for t in self.study.get_trials(deepcopy=False))
         rate, budget = self.plan.settings.max_failure_rate, self.plan.budget
+        if rate is None:
+            return
+        failures = sum(failed_here(t, started) or lost_here(t, started) for t in self.study.get_trials(deepcopy=False))
         if failures > rate * budget:
             self.state.stop(f"{failures} of n_trials={budget} trials failed, more than max_failure_rate={rate} allows")
 

@@ -21,17 +21,23 @@ class Tally:
     failed: int
     stop_reason: str | None
     last_failure: str | None
+    failures_fine: bool = False  # hydra.sweeper.max_failure_rate=1.0: a sweep whose every trial failed succeeds
 
     def failure(self, study_name: str) -> str | None:
-        """Why the sweep failed: it stopped early, or every trial failed; None when it did not."""
+        """Why the sweep failed: it stopped early, or every trial failed (unless failures are fine); None when it
+        did not."""
         if self.stop_reason is not None:
             return f"sweep {study_name} stopped: {self.stop_reason} ({self.complete} complete, {self.pruned} pruned)"
-        if self.failed and not self.complete and not self.pruned:
+        if self.all_failed and not self.failures_fine:
             return (
                 f"sweep {study_name}: all {self.failed} trial(s) failed (last: {self.last_failure}); "
                 "see fail_reason in the trials (trials.csv on the parent run)"
             )
         return None
+
+    @property
+    def all_failed(self) -> bool:
+        return bool(self.failed) and not self.complete and not self.pruned
 
 
 class SlotState:
@@ -86,7 +92,7 @@ class SlotState:
         with self._lock:
             return self._errors[0] if self._errors else None
 
-    def tally(self) -> Tally:
+    def tally(self, failures_fine: bool = False) -> Tally:
         with self._lock:
             finished = self._finished
             return Tally(
@@ -95,4 +101,5 @@ class SlotState:
                 finished[TrialState.FAIL],
                 self._stop_reason,
                 self._last_failure,
+                failures_fine,
             )

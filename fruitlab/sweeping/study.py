@@ -41,8 +41,12 @@ AUTO = "auto"  # hydra.sweeper.sampler=auto: the plan picks a sampler with `auto
 AUTO_GP_MAX_TRIALS = 250
 AUTO_GP_MAX_OBJECTIVES = 3
 AUTO_TPE_MAX_TRIALS = 1000
-# AutoSampler's TPE: joint (multivariate) over the space, and parallel workers kept apart by the constant liar.
-AUTO_TPE_OPTIONS = {"multivariate": True, "constant_liar": True}
+# fruitlab's TPE (for the default sampler, tpe and auto alike; options given win): one joint model over the
+# parameters (multivariate), one per set of parameters that occur together (group: a conditional space), running
+# trials of other slots and workers counted as bad (constant liar), and random start-up trials for a share of the
+# budget: a tenth, at least TPE_STARTUP_MIN and at most Optuna's default (see tpe_startup_trials).
+TPE_STARTUP_MIN = 3
+TPE_STARTUP_MAX = 10
 
 Rule = tuple[Callable[[object], bool], str]  # (accepts the value, what is allowed)
 
@@ -73,7 +77,7 @@ SAMPLER_RULES: dict[str, dict[str, Rule]] = {
     "tpe": {
         "n_startup_trials": at_least(0),
         "n_ei_candidates": at_least(1),
-        "multivariate": ((lambda value: value is None or isinstance(value, bool)), "true, false or null"),
+        "multivariate": FLAG,
         "group": FLAG,
         "constant_liar": FLAG,
     },
@@ -89,24 +93,43 @@ def registered(kind: str, registry: Mapping[str, T], name: str) -> T:
     return registry[name]
 
 
-def auto_sampler(
-    distributions: Sequence[BaseDistribution], n_objectives: int, n_trials: int, conditional: bool
-) -> tuple[str, dict]:
-    """(sampler, options) that `hydra.sweeper.sampler=auto` runs: the rule of Optuna's published AutoSampler
+def tpe_startup_trials(budget: int) -> int:
+    """TPE's random start-up trials for a sweep of `budget` trials: a tenth of it (rounded down), at least 3, at
+    most 10 (Optuna's default, from 100 trials on). Start-up trials learn nothing from the trials before them: on
+    small budgets Optuna's 10 leave TPE too few trials to use what it learns (docs/sweeps.md, measured with
+    benchmarks/bench_tpe_startup.py)."""
+    return max(TPE_STARTUP_MIN, min(TPE_STARTUP_MAX, budget // 10))
+
+
+def tpe_options(budget: int, given: Mapping[str, object]) -> dict[str, object]:
+    """fruitlab's TPE options for a sweep of `budget` trials, the `given` ones winning (group only with
+    multivariate: when multivariate is given false, group defaults to false)."""
+    multivariate = given.get("multivariate", True)
+    defaults = {
+        "multivariate": True,
+        "group": multivariate,
+        "constant_liar": True,
+        "n_startup_trials": tpe_startup_trials(budget),
+    }
+    return {**defaults, **given}
+
+
+def auto_sampler(distributions: Sequence[BaseDistribution], n_objectives: int, n_trials: int, conditional: bool) -> str:
+    """The sampler that `hydra.sweeper.sampler=auto` runs: the rule of Optuna's published AutoSampler
     (optunahub `samplers/auto_sampler`), decided once from the declared space and the trial budget, since
     fruitlab knows both before the first trial (AutoSampler decides again before each trial from the trials
     completed so far):
     - one objective: GP when every parameter is numeric (float or int), none is conditional (`conditional`:
-      custom_search_space may add some) and n_trials <= 250; else TPE (multivariate, constant liar). Beyond 250
+      custom_search_space may add some) and n_trials <= 250; else TPE (fruitlab's, see tpe_options). Beyond 250
       trials AutoSampler moves a numeric space of several parameters to CMA-ES; fruitlab keeps TPE, which needs
       no extra package.
     - several objectives: GP as above when there are at most 3; TPE up to 1000 trials; NSGA-II beyond."""
     numeric = not conditional and not any(isinstance(d, CategoricalDistribution) for d in distributions)
     if numeric and n_objectives <= AUTO_GP_MAX_OBJECTIVES and n_trials <= AUTO_GP_MAX_TRIALS:
-        return "gp", {}
+        return "gp"
     if n_objectives > 1 and n_trials > AUTO_TPE_MAX_TRIALS:
-        return "nsga2", {}
-    return "tpe", dict(AUTO_TPE_OPTIONS)
+        return "nsga2"
+    return "tpe"
 
 
 def check_options(kind: str, name: str, options: Mapping, rules: Mapping[str, Rule], allowed: Sequence[str]) -> None:
@@ -136,7 +159,7 @@ def check_sampler_options(name: str, options: Mapping) -> None:
         return
     check_options("sampler", name, options, SAMPLER_RULES.get(name, {}), keywords(SAMPLERS[name]))
     if name == "tpe" and options.get("group") and options.get("multivariate") is False:
-        raise ConfigError("hydra.sweeper.sampler_options.group=true: tpe needs multivariate=true (or null) with it")
+        raise ConfigError("hydra.sweeper.sampler_options.group=true: tpe needs multivariate=true with it")
 
 
 def check_pruner_options(name: str, options: Mapping) -> None:
@@ -155,6 +178,7 @@ def check_pruner_options(name: str, options: Mapping) -> None:
 def make_sampler(name: str, seed: int | None, options: Mapping) -> optuna.samplers.BaseSampler:
     sampler = registered("sampler", SAMPLERS, name)
     with warnings.catch_warnings():
+        # Optuna marks some options experimental (TPE's group, on by default here): chosen, so not warned about.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
             return sampler(seed=seed, **options)

@@ -39,6 +39,16 @@ def run_sweep(
     called from `settings.n_jobs` threads at once; `threads_per_trial` (torch threads) is set when the trials
     share this machine."""
     plan = SweepPlan.of(settings, config, overrides)
+    if plan.redirected is not None:
+        (objective,) = plan.objectives
+        log.warning(
+            "hydra.sweeper.direction=%s wins over objective.direction=%s: the study and each trial's best checkpoint "
+            "%s %s (objective.metric)",
+            plan.redirected,
+            config.objective.direction,
+            plan.redirected,
+            objective.metric,
+        )
     suggest_more = load_extension(settings.custom_search_space, config)
     started = datetime.now()
     storage_url = plan.storage or SweepRecorder.default_storage(plan)
@@ -68,7 +78,7 @@ def run_sweep(
 
         def job_overrides(number: int) -> list[str]:
             identity = plan.trial_identity(storage_url, number, threads_per_trial)
-            return [*recorder.parent_overrides(), *identity.overrides()]
+            return [*plan.task_overrides, *recorder.parent_overrides(), *identity.overrides()]
 
         scheduler = Scheduler(plan, study, storage, lock, launch, job_overrides, recorder.trial_finished, suggest_more)
         tally = scheduler.run(started)
@@ -78,6 +88,13 @@ def run_sweep(
         failure = tally.failure(plan.study_name)
         if failure is not None:
             raise SweepFailed(failure)
+        if tally.all_failed:
+            log.warning(
+                "all %d trial(s) failed (last: %s); hydra.sweeper.max_failure_rate=1.0 accepts failures, so the sweep "
+                "succeeds",
+                tally.failed,
+                tally.last_failure,
+            )
     return study
 
 

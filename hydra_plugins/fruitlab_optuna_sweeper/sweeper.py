@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -18,7 +18,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from fruitlab.sweeping.settings import SweepSettings
+from fruitlab.sweeping.settings import SAMPLER_GROUP, SweepSettings, sampler_entry
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class FruitlabOptunaSweeperConf(SweepSettings):
     _target_: str = "hydra_plugins.fruitlab_optuna_sweeper.sweeper.FruitlabOptunaSweeper"
+    # the settings reach the sweeper as written: a sampler mapping with an upstream `_target_` is read by
+    # fruitlab (which builds the sampler, with a seed per worker), not instantiated by Hydra
+    _recursive_: bool = False
     # hydra/sweeper/sampler=<name> fills `sampler` (none chosen by default: fruitlab picks grid or tpe)
     defaults: list[Any] = field(default_factory=lambda: ["_self_", {"sampler": None}])
 
@@ -34,22 +37,13 @@ ConfigStore.instance().store(
     group="hydra/sweeper", name="fruitlab_optuna", node=FruitlabOptunaSweeperConf, provider="fruitlab"
 )
 
-# The upstream plugin's sampler group, with Optuna 5's defaults: hydra/sweeper/sampler=tpe hydra.sweeper.sampler.seed=1.
-# Each names its sampler instead of a _target_, so that fruitlab builds it (with a seed per worker).
-SAMPLER_GROUP = {
-    "tpe": {"n_startup_trials": 10, "n_ei_candidates": 24, "multivariate": None, "group": False, "constant_liar": True},
-    "random": {},
-    "grid": {},
-    "nsga2": {"population_size": 50, "mutation_prob": None, "crossover_prob": 0.9, "swapping_prob": 0.5},
-    "cmaes": {"n_startup_trials": 1, "popsize": None, "use_separable_cma": False, "with_margin": False},
-    "gp": {"n_startup_trials": 10, "deterministic_objective": False},
-    "qmc": {"qmc_type": "sobol", "scramble": False},
-    "bruteforce": {"avoid_premature_stop": False},
-    "auto": {},  # fruitlab's rule of Optuna's AutoSampler picks gp, tpe or nsga2
-}
+# The upstream plugin's sampler group: hydra/sweeper/sampler=tpe hydra.sweeper.sampler.seed=1. Each entry names its
+# sampler instead of a _target_, so that fruitlab builds it (with a seed per worker); its options are null: the
+# sampler's default (fruitlab's for TPE).
 for _name, _options in SAMPLER_GROUP.items():
-    _node = {"name": _name, **({} if _name == "grid" else {"seed": None}), **_options}
-    ConfigStore.instance().store(group="hydra/sweeper/sampler", name=_name, node=_node, provider="fruitlab")
+    ConfigStore.instance().store(
+        group="hydra/sweeper/sampler", name=_name, node=sampler_entry(_name, _options), provider="fruitlab"
+    )
 
 
 def threads_per_trial(launcher: Launcher, n_jobs: int) -> int | None:
@@ -67,7 +61,8 @@ def threads_per_trial(launcher: Launcher, n_jobs: int) -> int | None:
 
 def concurrency_problem(launcher: Launcher) -> str | None:
     """Why `launcher` cannot run several trials at once, or None. Hydra's basic launcher and joblib with one
-    job run the job in the calling thread, where Hydra's global state (HydraConfig) would be shared."""
+    job run the job in the calling thread, where Hydra's global state (HydraConfig, the working directory) is
+    one per process, so two trials in threads would share it."""
     kind = type(launcher).__name__
     if kind == "JoblibLauncher":
         from joblib import effective_n_jobs
@@ -78,6 +73,22 @@ def concurrency_problem(launcher: Launcher) -> str | None:
     if kind in ("LocalLauncher", "SlurmLauncher"):
         return None
     return f"Hydra's {kind} runs every job in the sweeper's process"
+
+
+def runnable(settings: SweepSettings, launcher: Launcher) -> SweepSettings:
+    """The settings this launcher can run: n_jobs=1, with one warning line, when it runs every job in the
+    sweeper's process (the upstream sweeper runs such a batch one job after the other too)."""
+    problem = concurrency_problem(launcher) if settings.n_jobs > 1 else None
+    if problem is None:
+        return settings
+    log.warning(
+        "hydra.sweeper.n_jobs=%d: %s, so trials run one at a time (for %d at once: hydra/launcher=joblib or "
+        "hydra/launcher=submitit_local, pip install fruitlab[launchers])",
+        settings.n_jobs,
+        problem,
+        settings.n_jobs,
+    )
+    return replace(settings, n_jobs=1)
 
 
 class FruitlabOptunaSweeper(Sweeper):
@@ -105,7 +116,7 @@ class FruitlabOptunaSweeper(Sweeper):
         return self.launcher.launch([overrides], initial_job_idx=job_number)[0]
 
     def sweep(self, arguments: list[str]) -> Any:
-        from fruitlab.errors import ConfigError, FruitlabError, SweepFailed, print_error
+        from fruitlab.errors import FruitlabError, SweepFailed, print_error
         from fruitlab.signals import interrupts_raise
         from fruitlab.sweeping.sweep import run_sweep
 
@@ -113,18 +124,11 @@ class FruitlabOptunaSweeper(Sweeper):
         # The sweep's own params first: the command line wins for a key given in both.
         lines = [f"{key}={value}" for key, value in self.settings.params.items()]
         overrides = {o.get_key_element(): o for o in parser.parse_overrides([*lines, *arguments])}
-        n_jobs = self.settings.n_jobs
         with interrupts_raise():  # SIGTERM between trials too ends the sweep's runs and trial cleanly
             try:
-                problem = concurrency_problem(self.launcher) if n_jobs > 1 else None
-                if problem:
-                    raise ConfigError(
-                        f"hydra.sweeper.n_jobs={n_jobs} needs a launcher that runs each trial in its own process, "
-                        f"but {problem}: add hydra/launcher=joblib or hydra/launcher=submitit_local "
-                        "(pip install fruitlab[launchers])"
-                    )
-                threads = threads_per_trial(self.launcher, n_jobs)
-                return run_sweep(self.settings, self.config, list(overrides.values()), self.launch, threads)
+                settings = runnable(self.settings, self.launcher)
+                threads = threads_per_trial(self.launcher, settings.n_jobs)
+                return run_sweep(settings, self.config, list(overrides.values()), self.launch, threads)
             except SweepFailed as error:  # its trials failed: recorded, the sweep ended
                 print_error(error, self.config.get("verbose", False))
                 sys.exit(1)

@@ -2,6 +2,7 @@
 when their trials fail, distinct points across workers, and the upstream Optuna sweeper's settings on a Hydra
 task that is not fruitlab's training (tests/e2e/apps/toy_task.py)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
-from conftest import FAST, REPO, run_cli
+from conftest import FAST, REPO, one_line_error, run_cli
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
@@ -52,6 +53,12 @@ def last_line(result: subprocess.CompletedProcess) -> str:
     return result.stderr.strip().splitlines()[-1]
 
 
+def lines_with(result: subprocess.CompletedProcess, text: str) -> list[str]:
+    """The log lines of a run that contain `text`, without their time stamp."""
+    lines = (result.stdout + result.stderr).splitlines()
+    return [line.split("[HYDRA] ", 1)[-1] for line in lines if text in line]
+
+
 # -- parallel trials through real launchers ------------------------------------------------------------------
 
 
@@ -87,14 +94,17 @@ def test_submitit_local_runs_a_sweep_with_nested_runs_and_a_champion(store):
     assert champion.run_id == study.best_trial.user_attrs["mlflow_run_id"] == parent.data.tags["best_run_id"]
 
 
-def test_n_jobs_with_a_launcher_that_runs_jobs_in_process_is_one_clear_line(tmp_path):
+def test_n_jobs_with_a_launcher_that_runs_jobs_in_process_runs_them_one_at_a_time_with_one_warning(tmp_path):
     result = toy(tmp_path, "x=0,1", "hydra.sweeper.n_jobs=2")
-    assert result.returncode == 2
-    assert last_line(result) == (
-        "fruitlab: error: hydra.sweeper.n_jobs=2 needs a launcher that runs each trial in its own process, but "
-        "Hydra's BasicLauncher runs every job in the sweeper's process: add hydra/launcher=joblib or "
-        "hydra/launcher=submitit_local (pip install fruitlab[launchers])"
-    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert lines_with(result, "hydra.sweeper.n_jobs=2: ") == [
+        "hydra.sweeper.n_jobs=2: Hydra's BasicLauncher runs every job in the sweeper's process, so trials run one at "
+        "a time (for 2 at once: hydra/launcher=joblib or hydra/launcher=submitit_local, pip install "
+        "fruitlab[launchers])"
+    ]
+    assert lines_with(result, "1 at a time; worker 0")  # the study's line says so too
+    study = the_study(f"sqlite:///{tmp_path / 'mlruns' / 'optuna.db'}")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
 
 
 # -- sweeps always end ---------------------------------------------------------------------------------------
@@ -121,6 +131,39 @@ def test_max_failure_rate_stops_the_sweep_once_exceeded(store):
     assert [(t.params["optim.name"], t.state) for t in trials] == [
         (name, TrialState.FAIL) for name in ("bogus1", "bogus2", "bogus3")
     ]
+
+
+def test_max_failure_rate_one_lets_a_sweep_whose_trials_all_fail_succeed(tmp_path):
+    failing = ["x=interval(-1,1)", "opt=adam", "+momentum=0.5", "hydra.sweeper.n_trials=2"]  # the task refuses it
+    result = toy(tmp_path, *failing, "hydra.sweeper.max_failure_rate=1.0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert lines_with(result, "accepts failures") == [
+        "all 2 trial(s) failed (last: ValueError: momentum is for sgd only); hydra.sweeper.max_failure_rate=1.0 "
+        "accepts failures, so the sweep succeeds"
+    ]
+    study = the_study(f"sqlite:///{tmp_path / 'mlruns' / 'optuna.db'}")
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 2
+    (parent,) = runs_of(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    assert parent.info.status == "FINISHED"
+    by_default = toy(tmp_path, *failing, "hydra.sweeper.study_name=by-default")
+    assert by_default.returncode == 1
+    assert "fruitlab: error: sweep by-default: all 2 trial(s) failed" in last_line(by_default)
+
+
+def test_the_sweepers_direction_wins_over_the_objectives_and_every_trial_gets_it(store):
+    result = run_cli("-m", *TINY, f"tracking.uri={store}", "optim=adam", "lr=0.01,0.003",
+                     "hydra.sweeper.direction=maximize")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert lines_with(result, "wins over objective.direction") == [
+        "hydra.sweeper.direction=maximize wins over objective.direction=minimize: the study and each trial's best "
+        "checkpoint maximize val_loss (objective.metric)"
+    ]
+    study = the_study(sqlite_beside(store))
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert study.best_value == max(t.value for t in study.trials)
+    parent, children = parent_and_children(store)
+    assert parent.data.params["direction"] == "maximize"
+    assert [c.data.params["objective.direction"] for c in children] == ["maximize"] * 2
 
 
 # -- the upstream sweeper's language, on another Hydra task --------------------------------------------------
@@ -191,3 +234,59 @@ def test_two_workers_on_one_tpe_study_sample_distinct_points(tmp_path, backend, 
     assert study.user_attrs["workers"] == 2  # each joined as its own worker, with its own sampler seed
     claimed = [sum(f"trial {t.number}: " in output for t in study.trials) for output in outputs]
     assert sum(claimed) == 6 and min(claimed) >= 1, claimed  # both workers took part
+
+
+def parent_params(cwd: Path) -> dict[str, str]:
+    (parent,) = runs_of(f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
+    return parent.data.params
+
+
+def test_a_config_written_for_the_upstream_sweeper_runs_as_written(tmp_path):
+    """tests/e2e/apps/upstream_sphere.yaml: upstream's sampler group and its options, a direction, n_jobs on the
+    basic launcher, a failure rate, a named study in the default storage."""
+    result = toy(tmp_path, "--config-dir", str(TOY.parent), "--config-name", "upstream_sphere")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(lines_with(result, "hydra.sweeper.n_jobs=2: ")) == 1
+    study = optuna.load_study(study_name="sphere", storage=f"sqlite:///{tmp_path / 'mlruns' / 'optuna.db'}")
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    assert {t.params["n"] for t in study.trials} <= {8, 9, 10}
+    params = parent_params(tmp_path)
+    assert (params["sampler"], params["sampler_seed"]) == ("tpe", "123")
+    assert json.loads(params["sampler_options"]) == {
+        "n_startup_trials": 2, "multivariate": True, "group": True, "constant_liar": True
+    }  # fmt: skip
+    assert results_file(tmp_path)["best_value"] == max(t.value for t in study.trials)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "sampler", "seed", "options"),
+    [
+        # upstream's default group entry is tpe's: its options work without choosing the group
+        (["hydra.sweeper.sampler.seed=1", "hydra.sweeper.sampler.n_startup_trials=2"], "tpe", "1",
+         {"n_startup_trials": 2, "multivariate": True, "group": True, "constant_liar": True}),
+        (["hydra/sweeper/sampler=nsgaii", "hydra.sweeper.sampler.population_size=4"], "nsga2", "None",
+         {"population_size": 4}),
+        (["hydra/sweeper/sampler=motpe", "hydra.sweeper.sampler.n_ehvi_candidates=12"], "tpe", "None",
+         {"n_ei_candidates": 12, "n_startup_trials": 3, "multivariate": True, "group": True, "constant_liar": True}),
+        (["+hydra.sweeper.sampler._target_=optuna.samplers.RandomSampler", "hydra.sweeper.sampler.seed=5"], "random",
+         "5", {}),
+    ],
+)  # fmt: skip
+def test_upstreams_sampler_names_and_options_reach_the_sampler(tmp_path, overrides, sampler, seed, options):
+    result = toy(tmp_path, "x=interval(-3,3)", "hydra.sweeper.n_trials=2", *overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    params = parent_params(tmp_path)
+    assert (params["sampler"], params["sampler_seed"], json.loads(params["sampler_options"])) == (
+        sampler, seed, options
+    )  # fmt: skip
+    study = the_study(f"sqlite:///{tmp_path / 'mlruns' / 'optuna.db'}")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+
+
+def test_a_sampler_config_fruitlab_cannot_build_is_one_clear_line(tmp_path):
+    result = toy(tmp_path, "x=interval(-3,3)", "+hydra.sweeper.sampler._target_=optuna.samplers.NSGAIIISampler")
+    assert one_line_error(result).startswith(
+        "fruitlab: error: hydra.sweeper.sampler._target_=optuna.samplers.NSGAIIISampler: fruitlab builds "
+        "optuna.samplers.TPESampler, "
+    )

@@ -4,7 +4,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from fruitlab.errors import ConfigError
-from fruitlab.sweeping.objectives import Objective, objectives_of
+from fruitlab.sweeping.objectives import Objective, objectives_of, redirected
 from fruitlab.sweeping.settings import SweepSettings
 
 from .sweep_config import TRAINING, plan_of, task_config
@@ -41,9 +41,9 @@ def test_the_same_command_names_the_same_study_and_another_command_another():
 
 
 def test_the_sampler_group_gives_name_seed_and_options_and_its_seed_comes_first():
-    group = {"name": "tpe", "seed": 1, "n_startup_trials": 5}
-    plan = plan_of("x=interval(0,1)", sampler=group, sampler_options={"multivariate": True}, seed=2)
-    assert (plan.sampler, plan.seed, plan.sampler_options) == ("tpe", 1, {"n_startup_trials": 5, "multivariate": True})
+    group = {"name": "random", "seed": 1, "n_startup_trials": None}
+    plan = plan_of("x=interval(0,1)", sampler=group, seed=2)
+    assert (plan.sampler, plan.seed, plan.sampler_options) == ("random", 1, {})
     assert plan_of("x=interval(0,1)", sampler="random", seed=2, config=TRAINING_CONFIG).seed == 2
     assert plan_of("x=interval(0,1)").seed is None
 
@@ -59,13 +59,24 @@ def test_the_sampler_group_gives_name_seed_and_options_and_its_seed_comes_first(
         (["x=interval(0,1)"], {"sampler": "grid"}, "x=interval(0,1) is continuous and cannot be a grid axis"),
         (["x=0,1"], {"study_name": "it's"}, 'study name "it\'s": leave out the quote'),
         (["x=0,1"], {"storage": "optuna.db"}, "hydra.sweeper.storage 'optuna.db' is not a database URL"),
-        (["x=0,1"], {"sampler": {"seed": 1}}, "hydra.sweeper.sampler: a mapping needs the sampler's name"),
     ],
 )
 def test_a_bad_setting_is_refused_before_anything_opens(command, settings, message):
     with pytest.raises(ConfigError) as error:
         plan_of(*command, **settings)
     assert str(error.value).startswith(message)
+
+
+def test_the_sweepers_direction_wins_over_the_tasks_and_every_trial_gets_it():
+    settings = SweepSettings(direction="maximize")
+    assert objectives_of(settings, TRAINING_CONFIG) == [Objective("val_loss", "maximize")]
+    assert redirected(settings, TRAINING_CONFIG) == "maximize"
+    plan = plan_of("lr=0.1,0.01", config=TRAINING_CONFIG, direction="maximize")
+    assert plan.objectives == (Objective("val_loss", "maximize"),)
+    assert plan.task_overrides == ["objective.direction=maximize"]
+    assert plan.study_name != plan_of("lr=0.1,0.01", config=TRAINING_CONFIG).study_name  # another study
+    assert plan_of("lr=0.1,0.01", config=TRAINING_CONFIG, direction="minimize").task_overrides == []
+    assert plan_of("x=0,1", direction="maximize").task_overrides == []  # a task without objective.direction
 
 
 def test_objectives_name_a_metric_per_direction():
@@ -81,8 +92,9 @@ def test_objectives_name_a_metric_per_direction():
 def test_direction_as_upstream_writes_it():
     training = OmegaConf.create({"objective": {"metric": "val_acc", "direction": "maximize"}})
     assert objectives_of(SweepSettings(direction="maximize"), training) == [Objective("val_acc", "maximize")]
-    with pytest.raises(ConfigError, match="disagrees with the objectives"):
-        objectives_of(SweepSettings(direction="minimize"), training)
+    assert redirected(SweepSettings(direction="maximize"), training) is None
+    with pytest.raises(ConfigError, match=r"disagrees with hydra\.sweeper\.objectives"):
+        objectives_of(SweepSettings(direction="minimize", objectives={"val_acc": "maximize"}), training)
     with pytest.raises(ConfigError, match="name the metric of each direction"):
         objectives_of(SweepSettings(direction=["minimize", "maximize"]), training)
     other_task = OmegaConf.create({"x": 1})

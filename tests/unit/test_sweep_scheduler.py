@@ -98,6 +98,17 @@ def test_a_sweep_whose_trials_all_fail_ends_after_its_budget_and_fails():
     )
 
 
+def test_max_failure_rate_one_accepts_a_sweep_whose_every_trial_failed_and_zero_stops_at_the_first():
+    accepting = Sweep(plan_of("x=interval(-1,1)", sampler="random", n_trials=3, max_failure_rate=1.0))
+    tally = accepting.run(lambda overrides, number: x_squared(["x=bad"], number))
+    assert accepting.states() == [TrialState.FAIL] * 3
+    assert tally.all_failed and tally.failure("toy") is None
+    strict = Sweep(plan_of("x=interval(-1,1)", sampler="random", n_trials=3, max_failure_rate=0.0))
+    tally = strict.run(lambda overrides, number: x_squared(["x=bad"], number))
+    assert strict.states() == [TrialState.FAIL]
+    assert tally.failure("toy").startswith("sweep toy stopped: 1 of n_trials=3 trials failed")
+
+
 def test_a_spent_time_budget_starts_no_trial():
     sweep = Sweep(plan_of("x=1,2", timeout_s=0))
     assert sweep.run() == Tally(0, 0, 0, None, None)
