@@ -89,7 +89,13 @@ def strategies(baselines_study: str) -> dict[str, Strategy]:
             ("optim=sgd,adam,adadelta", "lr=0.1,0.01", "hydra.sweeper.pruner=none"), fixed=("model=vgg3_bn",)
         ),
         "random": Strategy(
-            (*space, "hydra.sweeper.sampler=random", "hydra.sweeper.pruner=none", "hydra.sweeper.pruner_options=null")
+            (
+                *space,
+                "hydra.sweeper.sampler=random",
+                "hydra.sweeper.sampler_options=null",  # the space's are TPE's
+                "hydra.sweeper.pruner=none",
+                "hydra.sweeper.pruner_options=null",
+            )
         ),
         "tpe": Strategy(space),
         "tpe_warm": Strategy(

@@ -110,9 +110,8 @@ def test_grid_and_random_search_without_pruning() -> None:
     assert {"optim=sgd,adam,adadelta", "lr=0.1,0.01", "model=vgg3_bn", "hydra.sweeper.pruner=none"} <= set(
         searches["grid"].overrides
     )
-    assert {"hydra.sweeper.sampler=random", "hydra.sweeper.pruner=none", "hydra.sweeper.pruner_options=null"} <= set(
-        searches["random"].overrides
-    )
+    random = {"hydra.sweeper.sampler=random", "hydra.sweeper.sampler_options=null", "hydra.sweeper.pruner=none"}
+    assert {*random, "hydra.sweeper.pruner_options=null"} <= set(searches["random"].overrides)
 
 
 def test_the_final_training_gets_what_is_left_of_the_budget_from_the_winners_checkpoint() -> None:
