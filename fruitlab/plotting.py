@@ -18,6 +18,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 History = Mapping[str, Sequence[tuple[int, float]]]
 CHECK_PREFIX = "check_"  # the validation metrics logged at each check of an epoch: check_val_loss, check_val_acc
 LOG_SCALE_DECADES = 1.0  # a log axis only for values spanning more than this many decades
+# Told apart by their markers too: a one-epoch run's curves are single points, with no line to see.
+STAGE_STYLES = {"train": {"linestyle": "--", "markerfacecolor": "white"}, "val": {"linestyle": "-"}}
 CHECKS_NOTE = (
     "validation at each check: inside an epoch on a fixed 1/N of the validation split (N = {} checks per epoch), "
     "at the epoch's end on all of it; training metrics at epoch ends"
@@ -87,8 +89,8 @@ def set_value_scale(ax: Axes, values: Sequence[float], log: bool = True) -> None
 
 
 def learning_curves(runs: Mapping[str, History], checks_per_epoch: Mapping[str, int] | None = None) -> Figure:
-    """Loss and accuracy of one or several runs (one colour each) against the epochs of training: train (dashed)
-    at epoch ends, validation (solid) at each check of a run with `checks_per_epoch[label]` N > 1 and
+    """Loss and accuracy of one or several runs (one colour each) against the epochs of training: train (dashed,
+    open markers) at epoch ends, validation (solid) at each check of a run with `checks_per_epoch[label]` N > 1 and
     `check_val_*` in its history (fractional epochs), else at epoch ends. A run of one point is a marker on axes
     that give it room."""
     checks = checks_per_epoch or {}
@@ -97,10 +99,10 @@ def learning_curves(runs: Mapping[str, History], checks_per_epoch: Mapping[str, 
     for ax, quantity in zip(axes, ("loss", "acc"), strict=True):
         drawn: list[float] = []
         for index, (label, history) in enumerate(runs.items()):
-            for style, points, per_epoch in curves_of(history, quantity, checks.get(label, 1)):
+            for stage, points, per_epoch in curves_of(history, quantity, checks.get(label, 1)):
                 steps, values = zip(*points, strict=True)
                 x = epoch_positions(steps, per_epoch)
-                ax.plot(x, values, style, color=run_color(index), marker="o", markersize=3)
+                ax.plot(x, values, color=run_color(index), marker="o", markersize=4, **STAGE_STYLES[stage])
                 drawn += [v for v in values if np.isfinite(v)]
         if drawn:
             limits = padded_limits(drawn, 0.1, 0, 1) if quantity == "acc" else padded_limits(drawn, max(drawn) / 2, 0)
@@ -126,25 +128,26 @@ def run_color(index: int) -> str:
 
 
 def curve_key(labels: list[str]) -> list[Line2D]:
-    """Legend entries: each run's colour (none for one unnamed run), then what dashed and solid lines are."""
+    """Legend entries: each run's colour (none for one unnamed run), then how train and validation are drawn."""
     named = [] if labels == [""] else labels
     runs = [Line2D([], [], color=run_color(i), lw=3, label=label) for i, label in enumerate(named)]
-    return [*runs, Line2D([], [], color="black", ls="--", label="train"), Line2D([], [], color="black", label="val")]
+    stages = [Line2D([], [], color="black", marker="o", label=stage, **style) for stage, style in STAGE_STYLES.items()]
+    return [*runs, *stages]
 
 
 def curves_of(
     history: History, quantity: str, checks_per_epoch: int
 ) -> list[tuple[str, Sequence[tuple[int, float]], int]]:
-    """(line style, points, checks per epoch of their steps) of the curves of `quantity` a run has: train at
-    epoch ends, validation at every check when they were logged, else at epoch ends."""
+    """(stage, points, checks per epoch of their steps) of the curves of `quantity` a run has: train at epoch
+    ends, validation at every check when they were logged, else at epoch ends."""
     curves = []
     if points := history.get(f"train_{quantity}"):
-        curves.append(("--", points, 1))
+        curves.append(("train", points, 1))
     checked = history.get(f"{CHECK_PREFIX}val_{quantity}") if checks_per_epoch > 1 else None
     if checked:
-        curves.append(("-", checked, checks_per_epoch))
+        curves.append(("val", checked, checks_per_epoch))
     elif points := history.get(f"val_{quantity}"):
-        curves.append(("-", points, 1))
+        curves.append(("val", points, 1))
     return curves
 
 

@@ -19,8 +19,8 @@ LOAD, CPUS = "metrics.latency_load", "metrics.latency_cpus"  # cores other work 
 ARCHITECTURE = ("params.model.name", "params.data.image_size", "metrics.num_parameters")
 UNDER_LOAD = 0.5  # other work on more than half of the cores: the latency is the machine's as much as the model's
 LATENCY_NOTE = (
-    "latency: each run shows its architecture's (model, image size, parameters): the median of the p50 of the runs "
-    "sharing it, with a whisker from their lowest p50 to their highest p95 (label: median [lowest, highest])"
+    "latency per architecture (model, image size, parameters): the median of its runs' p50, with a whisker from "
+    "their lowest p50 to their highest p95 (label: median [lowest, highest])"
 )
 ROW_INCHES, FOOTNOTE_INCHES = 0.32, 0.2
 WRAP = 210  # footnote characters per line, across the figure's width

@@ -93,9 +93,9 @@ def test_validation_is_drawn_at_the_checks_when_the_run_logged_them() -> None:
         "check_val_acc": [(step, 0.1 * step) for step in range(8)],
     }
     (train, validation) = curves_of(history, "acc", checks_per_epoch=4)
-    assert train == ("--", history["train_acc"], 1)
-    assert validation == ("-", history["check_val_acc"], 4)
-    assert curves_of(history, "acc", checks_per_epoch=1)[1] == ("-", history["val_acc"], 1)
+    assert train == ("train", history["train_acc"], 1)
+    assert validation == ("val", history["check_val_acc"], 4)
+    assert curves_of(history, "acc", checks_per_epoch=1)[1] == ("val", history["val_acc"], 1)
 
 
 def test_a_one_epoch_run_is_a_marker_on_readable_axes() -> None:
@@ -105,6 +105,8 @@ def test_a_one_epoch_run_is_a_marker_on_readable_axes() -> None:
     assert high - low >= 0.1 and high <= 1.01
     assert loss.get_ylim()[0] >= -0.1 and loss.get_xlim()[0] == 0
     assert [line.get_marker() for line in accuracy.get_lines()] == ["o"]
+    train, validation = loss.get_lines()  # single points: told apart by their markers
+    assert train.get_markerfacecolor() != validation.get_markerfacecolor()
     plt.close(fig)
 
 
