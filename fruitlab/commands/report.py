@@ -1,6 +1,6 @@
 """`fruitlab report`: rank the runs of an experiment or a sweep, read from the MLflow store only
 (fruitlab/reporting/). Writes the tables and figures to a folder, prints the ranking, and logs the folder to
-MLflow: under `report/` of the sweep's parent run, or as a new `report-<experiment>` run."""
+MLflow: under `report/` of the sweep's parent run, or of the experiment's one `report-<experiment>` run."""
 
 import argparse
 from dataclasses import dataclass

@@ -98,36 +98,6 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ranking_chart(table: pd.DataFrame, target: float = 0.99) -> Figure:
-    """One horizontal bar per run, best at the top: test zero-one loss, then what separates runs that all
-    reach it: training seconds to the target validation accuracy, parameters and batch-1 latency."""
-    seconds_col = target_columns(target)[1]
-    panels = (
-        ("test_zero_one_loss", "test zero-one loss", False),
-        (seconds_col, f"seconds to {target:.0%} val accuracy", False),
-        ("num_parameters", "parameters", True),
-        (LATENCY, "batch-1 latency (ms, CPU)", True),
-    )
-    positions = np.arange(len(table))
-    fig, axes = plt.subplots(1, len(panels), figsize=(16, 1.2 + 0.32 * len(table)), sharey=True)
-    for ax, (column, title, log) in zip(axes, panels, strict=True):
-        values = table[column].astype(float).to_numpy()
-        ax.barh(positions, np.nan_to_num(values), color="tab:blue" if column != seconds_col else "tab:green")
-        for y, value in zip(positions, values, strict=True):
-            if np.isnan(value):
-                ax.text(0, y, " not reached" if column == seconds_col else " —", va="center", fontsize=7)
-        if log:
-            ax.set_xscale("log")
-        else:
-            ax.set_xlim(left=0)
-        ax.set_title(title, fontsize=10)
-        ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(positions, table["run"], fontsize=8)
-    axes[0].invert_yaxis()
-    fig.tight_layout()
-    return fig
-
-
 def pca_points(frame: pd.DataFrame) -> pd.DataFrame:
     """Test zero-one loss per number of principal components (the mean where several runs share a count)."""
     if COMPONENTS not in frame:  # no PCA run among them

@@ -8,11 +8,14 @@ from matplotlib import pyplot as plt
 
 from fruitlab.errors import ReportError
 from fruitlab.plotting import learning_curves
-from fruitlab.reporting.ranking import markdown, pca_curve, pca_points, rank, ranking_chart
+from fruitlab.reporting.ranking import markdown, pca_curve, pca_points, rank
+from fruitlab.reporting.ranking_figure import ranking_chart
 from fruitlab.reporting.runs_table import runs_frame
 from fruitlab.tracking.query import Selection, StoreReader
 
 DEFAULT_CURVES = 5
+CHECKS_PARAM = "params.objective.checks_per_epoch"
+PCA_FILES = ("pca_curve.png", "pca_curve.csv")
 
 
 def pick_curves(table: pd.DataFrame, wanted: list[str] | None, per_model: bool = False) -> list[int]:
@@ -32,6 +35,12 @@ def pick_curves(table: pd.DataFrame, wanted: list[str] | None, per_model: bool =
     return rows
 
 
+def checks_per_epoch(frame: pd.DataFrame, run_id: str) -> int:
+    """The run's validation checks per epoch (`objective.checks_per_epoch`); 1 for runs from before it existed."""
+    value = frame.loc[frame["run_id"] == run_id].iloc[0].get(CHECKS_PARAM)
+    return 1 if pd.isna(value) else int(value)
+
+
 def write_report(
     reader: StoreReader,
     selection: Selection,
@@ -48,15 +57,19 @@ def write_report(
     table.to_csv(out / "ranking.csv", index=False)
     overlaid = pick_curves(table, curves, per_model)
     figures = {
-        "ranking.png": ranking_chart(table, target),
+        "ranking.png": ranking_chart(table, frame, target),
         "learning_curves.png": learning_curves(
-            {table["run"][i]: reader.read_history(table["run_id"][i]) for i in overlaid}
+            {table["run"][i]: reader.read_history(table["run_id"][i]) for i in overlaid},
+            {table["run"][i]: checks_per_epoch(frame, table["run_id"][i]) for i in overlaid},
         ),
     }
     points = pca_points(frame)
     if len(points) > 1:
         points.to_csv(out / "pca_curve.csv", index=False)
         figures["pca_curve.png"] = pca_curve(points)
+    else:  # a PCA curve in the folder is an earlier report's, of other runs: it would be logged with this one
+        for name in PCA_FILES:
+            (out / name).unlink(missing_ok=True)
     for name, figure in figures.items():
         figure.savefig(out / name, dpi=110)
         plt.close(figure)

@@ -5,10 +5,8 @@ from collections.abc import Callable
 
 import lightning.pytorch as pl
 
-from fruitlab.plotting import History
+from fruitlab.plotting import CHECK_PREFIX, History
 from fruitlab.tracking.runs import RunRecorder
-
-CHECK_PREFIX = "check_"  # of the metrics logged at each validation check: check_val_loss, check_val_acc
 
 
 class EpochMetricsLogger(pl.Callback):
@@ -19,7 +17,7 @@ class EpochMetricsLogger(pl.Callback):
 
     With `check_step` (several validation checks per epoch), each check's validation metrics are logged too, as
     `check_<name>` with step = the check's global index (`check_step(trainer)`); the epoch-end curves stay as
-    they are."""
+    they are, and the checks' metrics are kept as `checks`."""
 
     def __init__(
         self,
@@ -31,6 +29,7 @@ class EpochMetricsLogger(pl.Callback):
         self.names = names
         self.check_step = check_step
         self.history: History = {}
+        self.checks: History = {}  # check_<name>: [(check's step, value)], as logged
         self._started = 0.0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -53,11 +52,16 @@ class EpochMetricsLogger(pl.Callback):
         if self.check_step is None or trainer.sanity_checking or self.recorder is None or not trainer.is_global_zero:
             return
         metrics = {f"{CHECK_PREFIX}{n}": float(v) for n, v in trainer.callback_metrics.items() if n.startswith("val_")}
-        self.recorder.log_metrics(metrics, step=self.check_step(trainer))
+        step = self.check_step(trainer)
+        for name, value in metrics.items():
+            self.checks.setdefault(name, []).append((step, value))
+        self.recorder.log_metrics(metrics, step=step)
 
-    # The history travels in checkpoints so that a resumed run plots all its epochs.
+    # The history travels in checkpoints so that a resumed run plots all its epochs (and checks: a checkpoint
+    # from before they were kept has none).
     def state_dict(self) -> dict[str, History]:
-        return {"history": self.history}
+        return {"history": self.history, "checks": self.checks}
 
     def load_state_dict(self, state_dict: dict[str, History]) -> None:
         self.history = state_dict["history"]
+        self.checks = state_dict.get("checks", {})

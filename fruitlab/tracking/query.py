@@ -4,6 +4,7 @@ A sweep is a parent run: its runs are all its descendants (trials, and the trial
 training run is one that finished with a test result; parent, data-exploration and report runs are not.
 """
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,15 +12,20 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from fruitlab.errors import ReportError
-from fruitlab.plotting import History
+from fruitlab.plotting import CHECK_PREFIX, History
 from fruitlab.tracking.runs import RunRecorder, tracked_run
 from fruitlab.tracking.store import Store
 
 PARENT_TAG = "mlflow.parentRunId"
 SWEEP_PARENT_TAG = "sweep.parent"  # a sweep's parent run, tagged with its study's name
+CHECK_METRICS = (f"{CHECK_PREFIX}val_loss", f"{CHECK_PREFIX}val_acc")  # at each validation check
 RESULT_METRIC = "test_zero_one_loss"  # logged once a training run has been tested
-HISTORY_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "elapsed_s")
+HISTORY_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "elapsed_s", *CHECK_METRICS)
 PAGE = 1000
+KIND_TAG, REPORT_KIND = "fruitlab.kind", "report"  # the tag of an experiment's report run
+REPORT_FOLDER = "report"
+
+log = logging.getLogger(__name__)
 
 
 def find_run(store: Store, run_id: str) -> "RunRecord | None":
@@ -134,8 +140,8 @@ class StoreReader:
 
     def selected_runs(self, selection: Selection) -> tuple[list[RunRecord], int]:
         """(finished training runs of the selection, how many other runs of it were left out: failed, running,
-        parents)."""
-        runs = self.experiment_runs(selection.experiment_id)
+        parents; its report run is not counted)."""
+        runs = [run for run in self.experiment_runs(selection.experiment_id) if run.tags.get(KIND_TAG) != REPORT_KIND]
         if selection.parent_run_id:
             runs = descendants(runs, selection.parent_run_id)
         results = [run for run in runs if run.is_training_result]
@@ -156,15 +162,30 @@ class StoreReader:
         return history
 
     def log_report(self, selection: Selection, folder: Path) -> str:
-        """Log `folder` under `report/` of the sweep's parent run, or of a new report run of the experiment;
-        return the run's id."""
+        """Log `folder` as `report/` of the sweep's parent run, or of the experiment's report run: one per
+        experiment, updated in place (made on the first report; further ones, left by older versions, are
+        deleted). What `report/` held before is replaced. Returns the run's id."""
         if selection.parent_run_id:
-            RunRecorder(selection.parent_run_id, self.store).log_artifacts(folder, "report")
+            replace_report(RunRecorder(selection.parent_run_id, self.store), folder)
             return selection.parent_run_id
-        with tracked_run(self.store, selection.experiment_id, f"report-{selection.title}") as recorder:
-            recorder.set_tags({"fruitlab.kind": "report"})
-            recorder.log_artifacts(folder, "report")
+        reports = runs_tagged(self.store, selection.experiment_id, KIND_TAG, REPORT_KIND)
+        latest = reports[0].run_id if reports else None
+        with tracked_run(self.store, selection.experiment_id, f"report-{selection.title}", run_id=latest) as recorder:
+            recorder.set_tags({KIND_TAG: REPORT_KIND})
+            replace_report(recorder, folder)
+        for superseded in reports[1:]:
+            self.store.client.delete_run(superseded.run_id)
         return recorder.run_id
+
+
+def replace_report(recorder: RunRecorder, folder: Path) -> None:
+    """`folder` as the run's `report/`, in place of what was there; a warning names old files that stayed."""
+    if stale := recorder.replace_artifacts(folder, REPORT_FOLDER):
+        log.warning(
+            "run %s: its artifact store deleted nothing; files of an older report stay beside the new one: %s",
+            recorder.run_id,
+            ", ".join(stale),
+        )
 
 
 def descendants(runs: list[RunRecord], parent_run_id: str) -> list[RunRecord]:

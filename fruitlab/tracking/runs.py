@@ -13,7 +13,8 @@ from pathlib import Path
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from mlflow.data.sources import LocalArtifactDatasetSource
-from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
+from mlflow.entities import Dataset, DatasetInput, FileInfo, InputTag, Metric, Param
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking.context import registry as run_context
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_PARENT_RUN_ID
 from omegaconf import DictConfig, OmegaConf
@@ -87,6 +88,23 @@ class RunRecorder:
 
     def log_artifacts(self, folder: Path, path: str | None = None) -> None:
         self.store.client.log_artifacts(self.run_id, str(folder), path)
+
+    def replace_artifacts(self, folder: Path, path: str) -> list[str]:
+        """Log `folder`'s files as `path`, deleting what `path` held first, so that a file the folder no longer has
+        does not stay beside the new ones; returns the artifacts of `path` still not from `folder` (an artifact
+        store that deletes nothing keeps them)."""
+        artifact_uri = self.store.client.get_run(self.run_id).info.artifact_uri
+        get_artifact_repository(artifact_uri, tracking_uri=self.store.uri).delete_artifacts(path)
+        self.log_artifacts(folder, path)
+        new = {f"{path}/{file.relative_to(folder).as_posix()}" for file in folder.rglob("*") if file.is_file()}
+        return sorted(artifact.path for artifact in self.list_files(path) if artifact.path not in new)
+
+    def list_files(self, path: str) -> list[FileInfo]:
+        """The files under `path` among the run's artifacts, at any depth."""
+        files = []
+        for artifact in self.store.client.list_artifacts(self.run_id, path):
+            files += self.list_files(artifact.path) if artifact.is_dir else [artifact]
+        return files
 
     def log_inputs(self, inputs: Iterable[InputData]) -> None:
         """Record the datasets the run read, each with its role as MLflow's dataset context."""

@@ -59,7 +59,8 @@ def run_fold(
     hooks: TrainingHooks | None,
     overrides: Sequence[str],
 ) -> tuple[dict[str, float], History]:
-    """Train fold `fold` as a child run of `parent`; return its metrics and per-epoch history."""
+    """Train fold `fold` as a child run of `parent`; return its metrics and learning curves (per epoch and
+    per check)."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = build_module(cfg, datamodule)
     run_name = f"{parent_name(cfg)}-fold{fold}"
@@ -81,7 +82,7 @@ def run_fold(
         }
         recorder.log_metrics(metrics)
         recorder.log_text(json.dumps(training.history), "history.json")
-    return metrics, training.history
+    return metrics, training.curves()
 
 
 def summarize(fold_metrics: list[dict[str, float]]) -> dict[str, float]:
@@ -149,5 +150,5 @@ def cross_validate(
                 break
         summary = {**summarize(results), "cv_folds_run": len(results)}
         recorder.log_metrics(summary)
-        log_learning_curves(recorder, histories)
+        log_learning_curves(recorder, histories, cfg.objective.checks_per_epoch)
     return FitResult(summary[f"best_{cfg.objective.metric}_mean"], recorder.run_id, summary)

@@ -109,7 +109,7 @@ def record_training(
     recorder.set_tags({"device": str(training.trainer.strategy.root_device)})
     metrics = test_metrics(cfg, training, module, datamodule)
     recorder.log_metrics(metrics)
-    log_learning_curves(recorder, {"": training.history})
+    log_learning_curves(recorder, {"": training.curves()}, cfg.objective.checks_per_epoch)
     recorder.log_text(json.dumps(training.history), "history.json")
     return metrics
 

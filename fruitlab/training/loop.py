@@ -34,10 +34,15 @@ class Training:
     checkpoint: ModelCheckpoint  # its best_model_score is the objective
     history: History  # per-epoch metrics, as logged
     fit_time_s: float
+    checks: History  # with several validation checks per epoch, the validation metrics of each, as logged
 
     @property
     def objective(self) -> float:
         return float(self.checkpoint.best_model_score)
+
+    def curves(self) -> History:
+        """What the learning curves are drawn from: the per-epoch metrics and the checks' ones."""
+        return {**self.history, **self.checks}
 
     def last_epoch_metrics(self) -> dict[str, float]:
         return {name: points[-1][1] for name, points in self.history.items() if points}
@@ -106,7 +111,8 @@ def train(
     trainer = pl.Trainer(**cfg.trainer, logger=False, callbacks=callbacks, enable_model_summary=False, plugins=plugins)
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-    return Training(trainer, checkpoint, metrics_logger.history, time.perf_counter() - started)
+    fit_time = time.perf_counter() - started
+    return Training(trainer, checkpoint, metrics_logger.history, fit_time, metrics_logger.checks)
 
 
 def checkpoints(cfg: DictConfig, directory: Path | None) -> list[ModelCheckpoint]:
@@ -126,5 +132,7 @@ def checkpoints(cfg: DictConfig, directory: Path | None) -> list[ModelCheckpoint
     return [best, last]
 
 
-def log_learning_curves(recorder: RunRecorder, histories: dict[str, History]) -> None:
-    recorder.log_figure(learning_curves(histories), "plots/learning_curves.png")
+def log_learning_curves(recorder: RunRecorder, histories: dict[str, History], checks_per_epoch: int) -> None:
+    """The curves of one run, or of several (folds), each validated `checks_per_epoch` times an epoch."""
+    figure = learning_curves(histories, dict.fromkeys(histories, checks_per_epoch))
+    recorder.log_figure(figure, "plots/learning_curves.png")

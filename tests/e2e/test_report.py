@@ -14,7 +14,7 @@ from PIL import Image
 
 from fruitlab.commands.report import main, report
 from fruitlab.reporting.ranking import pca_points, rank
-from fruitlab.reporting.report import pick_curves
+from fruitlab.reporting.report import checks_per_epoch, pick_curves
 from fruitlab.reporting.runs_table import first_reaching, runs_frame
 from fruitlab.tracking.query import StoreReader
 from fruitlab.tracking.store import Store
@@ -170,3 +170,38 @@ def test_report_on_a_plain_grid_sweep(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(pd.read_csv(tmp_path / "r" / "ranking.csv")["optimizer"]) == ["adam", "sgd"]
     assert not (tmp_path / "r" / "pca_curve.png").exists()
+
+
+def test_reports_on_an_experiment_update_its_one_report_run_in_place(tmp_path: Path) -> None:
+    """Three reports, one report run: the newest of those older versions left is reused and the others deleted;
+    each report replaces the files of the one before. The run's validation checks are its learning curve."""
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    checks = ["objective.checks_per_epoch=4", "tracking.log_model=false", f"tracking.uri={store}"]
+    trained = train_config(compose_config("model=lenet", *FAST, *checks))
+    client = mlflow.MlflowClient(store)
+    experiment = client.get_experiment_by_name("fruits360").experiment_id
+    older = []  # report runs as versions that made one per call left them
+    for _ in range(2):
+        run = client.create_run(experiment, run_name="report-fruits360", tags={"fruitlab.kind": "report"})
+        client.set_terminated(run.info.run_id)
+        older.append(run.info.run_id)
+    first = report(store, out=tmp_path / "first")
+    assert first.logged_run_id == older[-1]
+    client.log_text(first.logged_run_id, "an older report's file", "report/old.txt")
+    logged = {report(store, out=tmp_path / "again").logged_run_id for _ in range(2)}
+    assert logged == {first.logged_run_id}
+    reports = client.search_runs([experiment], "tags.`fruitlab.kind` = 'report'")
+    assert [run.info.run_id for run in reports] == [first.logged_run_id] and reports[0].info.status == "FINISHED"
+    assert client.get_run(older[0]).info.lifecycle_stage == "deleted"
+    assert len(client.search_runs([experiment])) == 2  # the training run and its report
+    files = {"ranking.md", "ranking.csv", "ranking.png", "learning_curves.png"}
+    assert {Path(a.path).name for a in client.list_artifacts(first.logged_run_id, "report")} == files
+    assert "0 other runs" in (tmp_path / "again" / "ranking.md").read_text()  # the report run is no other run
+    for png in (tmp_path / "again").glob("*.png"):
+        assert_png(png)
+    reader = StoreReader(Store.open(store, existing=True))
+    frame = runs_frame(reader, reader.selected_runs(reader.select_experiment("fruits360"))[0])
+    assert checks_per_epoch(frame, trained.run_id) == 4
+    assert [step for step, _ in reader.read_history(trained.run_id)["check_val_acc"]] == [0, 1, 2, 3]
+    latency = client.get_run(trained.run_id).data.metrics
+    assert 0 <= latency["latency_load"] <= latency["latency_cpus"]

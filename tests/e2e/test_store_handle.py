@@ -9,7 +9,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import FAST, REPO, compose_config
+from conftest import FAST, REPO, compose_config, run_cli
 
 from fruitlab.errors import ModelError
 from fruitlab.tracking.logged_models import describe_logged_model, logged_model_uris
@@ -82,3 +82,13 @@ def test_logging_a_model_never_imports_pytorch_lightning(tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "loaded: []" in result.stdout and "pytorch flavor: True" in result.stdout
+
+
+def test_a_sweep_whose_trials_log_models_prints_nothing_from_a_second_lightning(store: str) -> None:
+    """From the second trial on, a second Lightning package would log through `pytorch_lightning` and print its
+    cloud-logger tip; every trial here logs its model (report.trials=all)."""
+    result = run_cli("-m", "model=lenet", "lr=0.1,0.01,0.001", "report.trials=all", f"tracking.uri={store}", *FAST)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "trial 2 COMPLETE" in output
+    assert "pytorch_lightning" not in output and "litlogger" not in output
