@@ -4,8 +4,8 @@
     a PCA fitted per trial / one fit for 210 components shared through the disk cache      (goal >= 5)
 (b) wall time of a TPE learning-rate sweep with the median pruner / the same sweep unpruned,
     both reaching the same best value                                                      (goal <= 0.5)
-    Up to 10 trials, TPE draws its seeded random start-up points (n_startup_trials=10 is given), so both sweeps try the same learning
-    rates and pruning is the only difference between them.
+    Up to 10 trials, TPE draws its seeded random start-up points (n_startup_trials=10 is given), so both
+    sweeps try the same learning rates and pruning is the only difference between them.
 (c) sweep overhead per trial: (wall - sum of the trials' fit_time_s) / trials of an 8-trial 1-epoch grid
     (vgg1, 32 px, 8 learning rates), the whole `python -m fruitlab -m` process timed; interleaved and repeated
     for each variant: the defaults (a trailing trial records its scores and curves only), `report.trials=all`
