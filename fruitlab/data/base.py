@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from fruitlab.data.splits import split_indices
 
-STATISTICS_CHUNK = 512  # images per step of the normalisation statistics: never a float copy of the whole set
+STATISTICS_CHUNK = 512  # images per step of the normalisation statistics: never a copy of the whole set
 
 
 @dataclass
@@ -187,16 +187,18 @@ class TensorImageDataModule(pl.LightningDataModule):
 
 
 def channel_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and standard deviation of uint8 images in [0, 1] units, summed in float64 chunks."""
-    total = torch.zeros(images.shape[1], dtype=torch.float64)
-    squares = torch.zeros_like(total)
+    """Per-channel mean and standard deviation of uint8 images in [0, 1] units, from each channel's histogram of
+    its 256 values: exact integer counts, a few times faster than summing float64 copies (it runs every trial)."""
+    channels = images.shape[1]
+    counts = torch.zeros(channels, 256, dtype=torch.int64)
     for start in range(0, len(images), STATISTICS_CHUNK):
-        chunk = images[start : start + STATISTICS_CHUNK].double().div_(255)
-        total += chunk.sum(dim=(0, 2, 3))
-        squares += chunk.square().sum(dim=(0, 2, 3))
-    count = images.numel() // images.shape[1]
-    mean = total / count
-    variance = (squares - count * mean.square()) / (count - 1)  # unbiased, as torch.std
+        chunk = images[start : start + STATISTICS_CHUNK]
+        for channel in range(channels):
+            counts[channel] += torch.bincount(chunk[:, channel].flatten(), minlength=256)
+    values = torch.arange(256, dtype=torch.float64) / 255
+    count = images.numel() // channels
+    mean = counts.double() @ values / count
+    variance = (counts.double() @ values.square() - count * mean.square()) / (count - 1)  # unbiased, as torch.std
     return mean.float(), variance.clamp_min(0).sqrt().float()
 
 

@@ -2,10 +2,12 @@
 
 import csv
 import io
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.functional.classification import (
@@ -22,15 +24,40 @@ from fruitlab.tracking.runs import RunRecorder
 
 
 @torch.inference_mode()
-def predict(classifier: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
-    """(probabilities, labels) over a loader, on the classifier's device, returned on the CPU."""
+def predict_logits(
+    classifier: nn.Module, loader: DataLoader, batches: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, labels) over a loader (its first `batches`, or all), on the classifier's device, returned on the
+    CPU."""
     classifier.eval()
     device = next(classifier.parameters()).device
-    probabilities, labels = [], []
-    for images, batch_labels in loader:
-        probabilities.append(torch.softmax(classifier(to_unit_float(images.to(device))), dim=1).cpu())
+    logits, labels = [], []
+    for images, batch_labels in itertools.islice(loader, batches):
+        logits.append(classifier(to_unit_float(images.to(device))).float().cpu())
         labels.append(batch_labels)
-    return torch.cat(probabilities), torch.cat(labels)
+    return torch.cat(logits), torch.cat(labels)
+
+
+def limited_batches(limit: int | float, batches: int) -> int:
+    """How many of a loader's `batches` a Lightning `limit_*_batches` setting lets a loop run: an int is a count,
+    a float a fraction (at least one batch)."""
+    if isinstance(limit, int):
+        return min(limit, batches)
+    return max(1, int(batches * limit))
+
+
+def predict(classifier: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
+    """(probabilities, labels) over a loader, on the classifier's device, returned on the CPU."""
+    logits, labels = predict_logits(classifier, loader)
+    return torch.softmax(logits, dim=1), labels
+
+
+def held_out_scores(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """test_acc, test_loss (mean cross-entropy) and test_zero_one_loss of one pass over the test set: what
+    Lightning's test loop logs, whose epoch values are the same means weighted by batch size."""
+    accuracy = float((logits.argmax(dim=1) == labels).float().mean())
+    loss = float(F.cross_entropy(logits, labels))
+    return {"test_acc": accuracy, "test_loss": loss, "test_zero_one_loss": 1.0 - accuracy}
 
 
 @dataclass

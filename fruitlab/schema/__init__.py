@@ -100,8 +100,9 @@ class CrossValidation:
 
 @dataclass
 class Report:
-    """Test-set reports beyond the scores, for candidates: `leading` gives them only to a sweep trial whose
-    objective leads its study so far (the champion always does), `all` to every trial."""
+    """Test-set reports beyond the scores, for candidates: `leading` gives them (with the learning curves' plot,
+    latency and the model) only to a sweep trial whose objective leads its study so far (the champion always
+    does), `all` to every trial. A trailing trial records its scores, per-class report and curves (as metrics)."""
 
     figures: bool = True  # plots/confusion_matrix*.png and plots/test_predictions.png
     gradcam: bool = True  # Grad-CAM heat maps of conv models (plots/gradcam.png)
@@ -111,12 +112,13 @@ class Report:
 
 @dataclass
 class Latency:
-    """CPU inference latency of the test-time model, logged by every run."""
+    """CPU inference latency of the test-time model, logged by every run but a sweep trial that trails its study
+    (see `report.trials`), which measures it only when `trial_repeats` asks."""
 
     batch_sizes: list[int] = setting([1, 64], low=1)
     repeats: int = setting(30, low=1)
     warmup: int = setting(5, low=0)
-    trial_repeats: int = setting(5, low=1)  # a sweep trial that trails its study: enough to compare
+    trial_repeats: int = setting(0, low=0, example=5)  # a trailing sweep trial's timed passes; 0: none
 
 
 @dataclass

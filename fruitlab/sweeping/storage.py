@@ -63,6 +63,14 @@ def open_storage(
         raise storage_error(url, error) from error
 
 
+@cache
+def trial_storage(url: str) -> RDBStorage:
+    """The study's storage as the trial jobs of this process open it: once per process and URL, so that a
+    worker running trial after trial reuses one engine instead of paying a new engine, its schema and version
+    checks, and keeping it open, for every trial."""
+    return open_storage(url)
+
+
 def storage_error(url: str, error: BaseException) -> ConfigError:
     reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
     return ConfigError(

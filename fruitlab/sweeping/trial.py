@@ -17,7 +17,7 @@ from fruitlab.sweeping.identity import (
     TrialIdentity,
 )
 from fruitlab.sweeping.outcomes import TrialReport
-from fruitlab.sweeping.storage import open_storage, trial_id
+from fruitlab.sweeping.storage import trial_id, trial_storage
 from fruitlab.sweeping.study import make_pruner
 from fruitlab.training.hooks import FitResult
 
@@ -35,7 +35,7 @@ class SweepTrial:
             import torch
 
             torch.set_num_threads(identity.threads)
-        storage = open_storage(identity.storage)
+        storage = trial_storage(identity.storage)
         pruner = make_pruner(identity.pruner, identity.pruner_options)
         study = optuna.load_study(study_name=identity.study, storage=storage, pruner=pruner)
         # A running trial of another process: Optuna's public Trial constructor over its storage id.

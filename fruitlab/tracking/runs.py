@@ -1,6 +1,7 @@
 """An MLflow run's life, and the recorder through which every other layer writes to it."""
 
 import contextlib
+import functools
 import json
 import logging
 import subprocess
@@ -253,8 +254,10 @@ def flatten(config: Mapping, prefix: str = "") -> dict[str, object]:
     return flat
 
 
+@functools.cache
 def git_commit() -> str:
-    """Commit of the fruitlab source tree that ran, with '-dirty' for uncommitted changes."""
+    """Commit of the fruitlab source tree that ran, with '-dirty' for uncommitted changes; asked once per process
+    (the source a process runs is the one it imported), not once per run of a sweep worker."""
     source = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(

@@ -4,6 +4,7 @@ interrupted run `cfg.resume`, and the work after training, one named step each."
 import copy
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
@@ -12,7 +13,7 @@ from omegaconf import DictConfig
 from fruitlab.data.base import TensorImageDataModule
 from fruitlab.errors import ConfigError
 from fruitlab.evaluation.gradcam import log_gradcam
-from fruitlab.evaluation.held_out import log_test_report, predict
+from fruitlab.evaluation.held_out import held_out_scores, limited_batches, log_test_report, predict_logits
 from fruitlab.evaluation.latency import latency_metrics
 from fruitlab.models import Probabilities, to_unit_float
 from fruitlab.tracking.logged_models import log_torch_model
@@ -55,8 +56,9 @@ def fit(cfg: DictConfig, store: Store, hooks: TrainingHooks | None = None, overr
         resume_from = last_checkpoint(store, recorder.run_id) if resumed else None
         directory = store.checkpoint_dir(recorder.run_id)
         training = train(cfg, module, datamodule, directory, recorder, hooks, resume_from)
-        metrics = record_training(recorder, cfg, training, module, datamodule)
-        metrics |= evaluate_candidate(recorder, cfg, hooks, training, module, datamodule, metrics)
+        tested = held_out_pass(training, module, datamodule)
+        metrics = record_training(recorder, cfg, training, tested)
+        metrics |= evaluate_candidate(recorder, cfg, hooks, training, module, datamodule, tested, metrics)
         metrics |= record_peak_memory(recorder)
     return FitResult(training.objective, recorder.run_id, {**training.last_epoch_metrics(), **metrics})
 
@@ -67,12 +69,12 @@ def check_fit_config(cfg: DictConfig) -> None:
 
 
 def fit_unrecorded(cfg: DictConfig, store: Store, hooks: TrainingHooks | None) -> FitResult:
-    """The part of another process of a multi-process run: it trains and tests but never writes to the store."""
+    """The part of another process of a multi-process run: it trains but never writes to the store. The first
+    process tests alone, outside the distributed strategy."""
     datamodule = prepare_data(cfg)
     module = build_module(cfg, datamodule)
     resume_from = last_checkpoint(store, cfg.resume) if cfg.resume else None
     training = train(cfg, module, datamodule, None, None, hooks, resume_from)
-    test_metrics(cfg, training, module, datamodule)  # every process takes part in the distributed test
     return FitResult(training.objective, None)
 
 
@@ -97,38 +99,55 @@ def begin_run(
     apply_transfer(recorder, cfg.model, module.classifier.backbone)
 
 
+@dataclass
+class HeldOutPass:
+    """The one pass of the best checkpoint over the test set that every finished run makes: the test scores,
+    the report and a candidate's figures all come from it."""
+
+    logits: torch.Tensor
+    labels: torch.Tensor
+
+    @property
+    def probabilities(self) -> torch.Tensor:
+        return torch.softmax(self.logits, dim=1)
+
+
+def held_out_pass(training: Training, module: ClassifierModule, datamodule: TensorImageDataModule) -> HeldOutPass:
+    """Load the best checkpoint's weights into `module` (what `trainer.test(ckpt_path="best")` tests, and what a
+    candidate logs) and predict the test set once, on the training device, in full precision (the logged model's),
+    over the batches `trainer.limit_test_batches` allows. The module is left on the CPU, as Lightning leaves it."""
+    load_best_weights(training, module)
+    loader = datamodule.test_dataloader()
+    batches = limited_batches(training.trainer.limit_test_batches, len(loader))
+    try:
+        logits, labels = predict_logits(module.classifier.to(training.trainer.strategy.root_device), loader, batches)
+    finally:
+        module.cpu()
+    return HeldOutPass(logits, labels)
+
+
+def load_best_weights(training: Training, module: ClassifierModule) -> None:
+    path = training.checkpoint.best_model_path
+    if not path:
+        raise ValueError("no best checkpoint to test: the objective metric was never logged")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    module.load_state_dict(checkpoint["state_dict"])
+
+
 def record_training(
-    recorder: RunRecorder,
-    cfg: DictConfig,
-    training: Training,
-    module: ClassifierModule,
-    datamodule: TensorImageDataModule,
+    recorder: RunRecorder, cfg: DictConfig, training: Training, tested: HeldOutPass
 ) -> dict[str, float]:
-    """The device, the test metrics, the learning curves and the history every finished run records; returns
-    the metrics."""
+    """The device, the test scores and the history every finished run records; returns the metrics."""
     recorder.set_tags({"device": str(training.trainer.strategy.root_device)})
-    metrics = test_metrics(cfg, training, module, datamodule)
-    recorder.log_metrics(metrics)
-    log_learning_curves(recorder, {"": training.curves()}, cfg.objective.checks_per_epoch)
-    recorder.log_text(json.dumps(training.history), "history.json")
-    return metrics
-
-
-def test_metrics(
-    cfg: DictConfig, training: Training, module: ClassifierModule, datamodule: TensorImageDataModule
-) -> dict[str, float]:
-    """Test the best checkpoint; the metrics every finished run records."""
-    trainer = training.trainer
-    trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False, weights_only=True)
-    test_acc = float(trainer.callback_metrics["test_acc"])
-    return {
-        "test_acc": test_acc,
-        "test_loss": float(trainer.callback_metrics["test_loss"]),
-        "test_zero_one_loss": 1.0 - test_acc,
+    metrics = {
+        **held_out_scores(tested.logits, tested.labels),
         "fit_time_s": training.fit_time_s,
-        "epochs": trainer.current_epoch,
+        "epochs": training.trainer.current_epoch,
         f"best_{cfg.objective.metric}": training.objective,
     }
+    recorder.log_metrics(metrics)
+    recorder.log_text(json.dumps(training.history), "history.json")
+    return metrics
 
 
 def evaluate_candidate(
@@ -138,14 +157,17 @@ def evaluate_candidate(
     training: Training,
     module: ClassifierModule,
     datamodule: TensorImageDataModule,
+    tested: HeldOutPass,
     metrics: dict[str, float],
 ) -> dict[str, float]:
-    """The evaluation after the test, as deep as the run deserves (see `is_candidate`), and the registered
-    model; a pruned trial is no candidate and gets none of it. Returns the latency metrics."""
+    """The work after the test, as deep as the run deserves (see `is_candidate`), and the registered model; a
+    pruned trial is no candidate and gets none of it. Returns the latency metrics."""
     if hooks and hooks.stopped_early():
         return {}
     candidate = is_candidate(cfg, hooks, training.objective, metrics)
-    latency = evaluate_and_log(recorder, cfg, module, datamodule, candidate)
+    if candidate:
+        log_learning_curves(recorder, {"": training.curves()}, cfg.objective.checks_per_epoch)
+    latency = evaluate_and_log(recorder, cfg, module, datamodule, tested, candidate)
     if cfg.tracking.get("register") and candidate:  # only a candidate logged a model
         register_model(recorder.store, recorder.run_id, cfg.tracking.register)
     return latency
@@ -154,7 +176,7 @@ def evaluate_candidate(
 def is_candidate(cfg: DictConfig, hooks: TrainingHooks | None, objective: float, metrics: dict[str, float]) -> bool:
     """Whether the run gets the full work after training. A sweep trial does when `report.trials` is `all`, or
     when its objective leads the study so far (`leading`): the champion always does, so it is logged and
-    registered with its figures, while a trailing trial records its scores and a shorter latency measurement."""
+    registered with its figures, while a trailing trial records its scores and curves (as metrics) only."""
     if hooks is None or cfg.report.trials == "all":
         return True
     return hooks.leads({**metrics, cfg.objective.metric: objective})
@@ -165,12 +187,13 @@ def evaluate_and_log(
     cfg: DictConfig,
     module: ClassifierModule,
     datamodule: TensorImageDataModule,
+    tested: HeldOutPass,
     candidate: bool = True,
 ) -> dict[str, float]:
-    """The test report, latency and, for a `candidate` (any run but a sweep trial that trails its study), the
-    figures, Grad-CAM and the deployable model; returns the latency metrics. A trailing trial's latency is
-    measured with `latency.trial_repeats`: enough to compare trials, a fraction of the full measurement's time."""
-    probabilities, labels = predict(module.classifier, datamodule.test_dataloader())
+    """The test report and, for a `candidate` (any run but a sweep trial that trails its study), the figures,
+    Grad-CAM, latency and the deployable model; returns the latency metrics. A trailing trial measures latency
+    only when `latency.trial_repeats` asks (0 by default), with that many repeats."""
+    probabilities, labels = tested.probabilities, tested.labels
     figures = candidate and cfg.report.figures
     log_test_report(recorder, datamodule.test.images, labels, probabilities, datamodule.classes, figures)
     if candidate and cfg.report.gradcam:
@@ -183,13 +206,17 @@ def evaluate_and_log(
             datamodule.classes,
             count=cfg.report.gradcam_images,
         )
+    repeats = cfg.latency.repeats if candidate else cfg.latency.trial_repeats
+    if not repeats and not (candidate and cfg.tracking.log_model):
+        return {}  # a trailing trial: no copy of the model to time or to log
     # The logged model keeps the standard memory layout, whatever the layout it trained in.
     deployable = Probabilities(copy.deepcopy(module.classifier).cpu().to(memory_format=torch.contiguous_format))
     deployable = deployable.eval()
-    latency = cfg.latency
-    repeats = latency.repeats if candidate else latency.trial_repeats
-    metrics = latency_metrics(deployable, datamodule.image_shape, latency.batch_sizes, repeats, latency.warmup)
-    recorder.log_metrics({**metrics, "latency_repeats": repeats})
+    metrics = {}
+    if repeats:
+        latency = cfg.latency
+        metrics = latency_metrics(deployable, datamodule.image_shape, latency.batch_sizes, repeats, latency.warmup)
+        recorder.log_metrics({**metrics, "latency_repeats": repeats})
     if candidate and cfg.tracking.log_model:
         # Two examples: torch.export keeps the batch dimension dynamic only when its example size is not 1.
         example = to_unit_float(datamodule.test.images[:2]).numpy()

@@ -20,12 +20,12 @@ class TrainingHooks(Protocol):
 
     def stopped_early(self) -> bool:
         """Whether the hooks cut training short (a pruned trial): the run is then no candidate, and the work
-        after training that only a candidate needs (figures, latency, the model) is skipped."""
+        after training that only a candidate needs (the report, figures, latency, the model) is skipped."""
         ...
 
     def leads(self, metrics: dict[str, float]) -> bool:
         """Whether a finished run with these metrics leads its study so far (it may become the champion), or
-        the hooks cannot tell; a trailing run skips the figures and the model (`report.trials`)."""
+        the hooks cannot tell; a trailing run skips the figures, latency and the model (`report.trials`)."""
         ...
 
 
