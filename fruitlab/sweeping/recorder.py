@@ -188,7 +188,7 @@ class SweepRecorder:
         metric = self.plan.objectives[0].metric
         self.parent.log_metrics({f"best_{metric}": best.value})
         self.parent.set_tags(best.tags())
-        run = best.run_id or (best.seeded_from and f"{best.seeded_from}, a warm start")
+        run = best.run_id or (best.seeded_from and f"{best.seeded_from}, seeded from an earlier sweep")
         log.info("best: trial %d, %s=%.4g, %s (run %s)", best.number, metric, best.value, best.params, run)
         # another task than training records no run; a warm start's run was recorded by another sweep
         if not self.plan.settings.register or best.run_id is None:
