@@ -1,8 +1,9 @@
-"""The Fruits-360 hard study's report, read from its store: the baselines and the retrained best configuration
-as mean ± std over seeds, the search strategies' best-so-far validation and test zero-one loss against wall
-time (one figure), a ranking, and the best model's confusion matrix, most confused class pairs and Grad-CAM of
-those confusions (drawn by the caller). Written to a folder: summary.md, ranking.{csv,png},
-best_so_far.{csv,png}, confusion_matrix.png, confused_pairs.csv, gradcam_confusions.png."""
+"""The Fruits-360 hard study's report, read from its store: one row per strategy and seed (strategies.csv), the
+baselines and the strategies' final models as mean ± std over seeds (ranking), the mean best-so-far validation
+and test zero-one loss against each strategy's wall time with a band over seeds (one figure), and the best final
+model's confusion matrix, most confused class pairs and Grad-CAM of those confusions (drawn by the caller).
+Written to a folder: summary.md, strategies.csv, ranking.{csv,png}, best_so_far.{csv,png},
+confusion_matrix.png, confused_pairs.csv, gradcam_confusions.png."""
 
 import tempfile
 from collections.abc import Callable
@@ -19,6 +20,20 @@ from fruitlab.reporting.ranking import markdown
 from fruitlab.tracking.query import SWEEP_PARENT_TAG, RunRecord, StoreReader, descendants, runs_tagged
 
 RUN_ID_COLUMN = "user_attrs_mlflow_run_id"  # the trial's MLflow run in the sweep's trials.csv
+SEEDED_COLUMN = "user_attrs_warm_start_run_id"  # a warm-started trial's run, recorded by another sweep
+PART_WALL = "part_wall_s"  # a part's wall time, on its sweep's parent run: what its strategy is charged
+WARM = "warm_start_trials"
+LOSS_FLOOR = 1e-3  # the best-so-far figure's lowest loss: about 9 test images of 9,188
+STRATEGY_COLUMNS = [
+    "strategy",
+    "seed",
+    "trials",
+    "pruned",
+    "search_s",
+    "train_s",
+    "val_zero_one_loss",
+    "test_zero_one_loss",
+]
 RESULT = "test_zero_one_loss"
 SELECTION = "best_val_acc"  # trials and checkpoints are chosen by validation accuracy, never by a test metric
 
@@ -28,16 +43,52 @@ class StudyParts:
     """The study names of each part of the study, as given to the sweeper (hydra.sweeper.study_name)."""
 
     baselines: dict[str, str]  # label -> study name
-    strategies: dict[str, str]
-    retrained: str
+    strategies: dict[tuple[str, int], tuple[str | None, str]]  # (strategy, seed) -> (search or None, final)
 
 
 @dataclass(frozen=True)
 class HardReport:
     folder: Path
+    strategies: pd.DataFrame  # one row per strategy and seed
     ranking: pd.DataFrame
-    best_run_id: str | None  # the retrained best configuration's first finished run
-    retrained_parent_id: str | None  # the parent run of the retrained best configuration's sweep
+    best_run_id: str | None  # the final model with the best validation accuracy
+    last_parent_id: str | None  # the parent run of the study's last part: where the report is logged
+
+
+@dataclass(frozen=True)
+class StrategyRecord:
+    """What the store holds of one strategy with one seed."""
+
+    strategy: str
+    seed: int
+    search: RunRecord | None  # the search's parent run
+    trials: pd.DataFrame  # the search's trials.csv
+    final: RunRecord | None  # the final training's finished run
+    final_parent: RunRecord | None
+
+    @property
+    def search_s(self) -> float:
+        return self.search.metrics.get(PART_WALL, np.nan) if self.search else 0.0
+
+    @property
+    def train_s(self) -> float:
+        return self.final_parent.metrics.get(PART_WALL, np.nan) if self.final_parent else np.nan
+
+    def row(self) -> dict[str, object]:
+        """Its line of strategies.csv: trials run (warm starts left out) and pruned, time, final scores."""
+        metrics = self.search.metrics if self.search else {}
+        run = int(metrics.get("trials_complete", 0) + metrics.get("trials_pruned", 0) - metrics.get(WARM, 0))
+        final = self.final.metrics if self.final else {}
+        return {
+            "strategy": self.strategy,
+            "seed": self.seed,
+            "trials": run,
+            "pruned": int(metrics.get("trials_pruned", 0)),
+            "search_s": round(self.search_s, 1),
+            "train_s": round(self.train_s, 1),
+            "val_zero_one_loss": 1 - final[SELECTION] if final else np.nan,
+            "test_zero_one_loss": final.get(RESULT, np.nan),
+        }
 
 
 def sweep_parent(reader: StoreReader, experiment_id: str, study_name: str) -> RunRecord | None:
@@ -60,40 +111,74 @@ def trials_table(reader: StoreReader, parent: RunRecord) -> pd.DataFrame:
         return pd.read_csv(path)
 
 
-def best_so_far(trials: pd.DataFrame, results: dict[str, RunRecord]) -> pd.DataFrame:
-    """After each finished trial (in completion order, time = the trials' summed durations): the validation and
-    test zero-one loss of the trial a practitioner would pick so far, the best by validation accuracy."""
-    columns = ["minutes", "trial", "best_trial", "val_zero_one_loss", "test_zero_one_loss", "run_id"]
-    if trials.empty:
-        return pd.DataFrame(columns=columns)
-    done = trials.dropna(subset=["datetime_complete"]).sort_values("datetime_complete")
-    minutes = pd.to_timedelta(done["duration"]).dt.total_seconds().cumsum() / 60
-    rows, best, best_number = [], None, None
-    for (_, trial), elapsed in zip(done.iterrows(), minutes, strict=True):
-        run = results.get(str(trial.get(RUN_ID_COLUMN)))
-        better = run is not None and (best is None or run.metrics[SELECTION] > best.metrics[SELECTION])
-        if trial["state"] == "COMPLETE" and better:
-            best, best_number = run, trial["number"]
-        if best is not None:
-            val_loss = 1 - best.metrics[SELECTION]
-            rows.append((elapsed, trial["number"], best_number, val_loss, best.metrics[RESULT], best.run_id))
-    return pd.DataFrame(rows, columns=columns)
+def best_so_far(record: StrategyRecord, results: dict[str, RunRecord]) -> pd.DataFrame:
+    """The validation and test zero-one loss of what the strategy would deliver so far, against its wall time (s):
+    during the search the best trial by validation accuracy (warm starts known from the start; a trial at its
+    end, timed from the first trial's start), then the final model once trained (at search_s + train_s)."""
+    events: list[tuple[float, RunRecord]] = []
+    trials = record.trials
+    if not trials.empty:
+        seeded = trials[SEEDED_COLUMN].notna() if SEEDED_COLUMN in trials else pd.Series(False, index=trials.index)
+        own = trials[~seeded].dropna(subset=["datetime_complete"])
+        start = pd.to_datetime(own["datetime_start"]).min()
+        for _, trial in trials[seeded].iterrows():
+            events.append((0.0, results.get(str(trial[SEEDED_COLUMN]))))
+        for _, trial in own[own["state"] == "COMPLETE"].iterrows():
+            elapsed = (pd.to_datetime(trial["datetime_complete"]) - start).total_seconds()
+            events.append((elapsed, results.get(str(trial.get(RUN_ID_COLUMN)))))
+    rows, best = [], None
+    for elapsed, run in sorted((e for e in events if e[1] is not None), key=lambda e: e[0]):
+        if best is None or run.metrics[SELECTION] > best.metrics[SELECTION]:
+            best = run
+            rows.append((elapsed, 1 - best.metrics[SELECTION], best.metrics[RESULT]))
+    if record.final is not None:
+        rows.append(
+            (record.search_s + record.train_s, 1 - record.final.metrics[SELECTION], record.final.metrics[RESULT])
+        )
+    return pd.DataFrame(rows, columns=["seconds", "val_zero_one_loss", "test_zero_one_loss"])
 
 
-def best_so_far_figure(curves: dict[str, pd.DataFrame]) -> Figure:
-    """Best-so-far validation (left) and test (right) zero-one loss against wall time, one line per strategy."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+def mean_curve(curves: list[pd.DataFrame], column: str, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over seeds of step curves (each holds its last value until the next), on a time grid; NaN
+    where no seed has a value yet."""
+    values = np.full((len(curves), len(grid)), np.nan)
+    for row, curve in enumerate(curves):
+        if curve.empty:
+            continue
+        index = np.searchsorted(curve["seconds"].to_numpy(), grid, side="right") - 1
+        known = index >= 0
+        values[row, known] = curve[column].to_numpy()[index[known]]
+    counted = np.sum(~np.isnan(values), axis=0)
+    with np.errstate(invalid="ignore"):
+        mean = np.where(counted > 0, np.nansum(values, axis=0) / np.maximum(counted, 1), np.nan)
+        std = np.array([np.nanstd(values[:, i], ddof=1) if counted[i] > 1 else 0.0 for i in range(len(grid))])
+    return mean, std
+
+
+def best_so_far_figure(curves: dict[str, list[pd.DataFrame]]) -> Figure:
+    """Mean best-so-far validation (left) and test (right) zero-one loss against wall time, a band of ± one std
+    over seeds, one colour per strategy."""
+    end = max((c["seconds"].max() for runs in curves.values() for c in runs if not c.empty), default=1.0)
+    grid = np.linspace(0, end, 400)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, column, title in zip(
         axes, ("val_zero_one_loss", "test_zero_one_loss"), ("validation", "test"), strict=True
     ):
-        for label, curve in curves.items():
-            if not curve.empty:
-                ax.step(curve["minutes"], curve[column], where="post", marker="o", markersize=3, label=label)
-        ax.set_title(f"{title} zero-one loss of the best trial so far (chosen on validation)", fontsize=9)
-        ax.set_xlabel("wall time of the strategy's trials (min)")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("zero-one loss")
-    axes[0].legend()
+        for label, runs in curves.items():
+            mean, std = mean_curve(runs, column, grid)
+            (line,) = ax.plot(grid / 60, mean, label=f"{label} ({len(runs)} seeds)", drawstyle="steps-post")
+            low = np.maximum(mean - std, LOSS_FLOOR)  # a band below zero has no place on a log axis
+            ax.fill_between(grid / 60, low, mean + std, step="post", alpha=0.2, color=line.get_color())
+            ends = [(c["seconds"].iloc[-1] / 60, c[column].iloc[-1]) for c in runs if not c.empty]
+            if ends:
+                ax.plot(*zip(*ends, strict=True), "o", markersize=4, color=line.get_color())
+        ax.set_title(f"{title} zero-one loss of what the strategy would deliver so far", fontsize=9)
+        ax.set_xlabel("the strategy's wall time (min); dots: each seed's final model")
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=LOSS_FLOOR)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel(f"zero-one loss (mean ± std over seeds, from {LOSS_FLOOR})")
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -155,42 +240,62 @@ def confused_pairs(matrix: pd.DataFrame, top: int = 10) -> pd.DataFrame:
 ConfusionFigure = Callable[[str, pd.DataFrame], Figure | None]
 
 
+def strategy_records(
+    reader: StoreReader, experiment_id: str, runs: list[RunRecord], parts: StudyParts
+) -> list[StrategyRecord]:
+    records = []
+    for (strategy, seed), (search_study, final_study) in parts.strategies.items():
+        search = sweep_parent(reader, experiment_id, search_study) if search_study else None
+        final_parent = sweep_parent(reader, experiment_id, final_study)
+        finals = finished_trials(runs, final_parent)
+        trials = trials_table(reader, search) if search else pd.DataFrame()
+        records.append(StrategyRecord(strategy, seed, search, trials, finals[0] if finals else None, final_parent))
+    return records
+
+
+def strategy_ranking_row(strategy: str, rows: pd.DataFrame) -> dict[str, object]:
+    losses = rows["test_zero_one_loss"].dropna()
+    return {
+        "configuration": f"strategy: {strategy}",
+        "runs": len(losses),
+        "test_zero_one_loss_mean": losses.mean() if len(losses) else np.nan,
+        "test_zero_one_loss_std": losses.std(ddof=1) if len(losses) > 1 else np.nan,
+        "val_zero_one_loss_mean": rows["val_zero_one_loss"].mean(),
+    }
+
+
 def write_hard_report(
     reader: StoreReader, experiment: str, parts: StudyParts, out: Path, gradcam: ConfusionFigure | None = None
 ) -> HardReport:
     """Every table and figure of the study, from the store, into `out`; `gradcam` draws the Grad-CAM of the
-    best model's most confused pairs (it needs the model, which this layer does not load)."""
+    best final model's most confused pairs (it needs the model, which this layer does not load)."""
     experiment_id = reader.select_experiment(experiment).experiment_id
     runs = reader.experiment_runs(experiment_id)
-    parents = {
-        name: sweep_parent(reader, experiment_id, name)
-        for name in [*parts.baselines.values(), *parts.strategies.values(), parts.retrained]
-    }
+    results = {run.run_id: run for run in runs if run.is_training_result}
     rows = []
     for study in parts.baselines.values():
-        rows += [seed_row(model, group) for model, group in by_model(finished_trials(runs, parents[study])).items()]
-    curves, strategy_rows = {}, []
-    for label, study in parts.strategies.items():
-        parent = parents[study]
-        trials = trials_table(reader, parent) if parent else pd.DataFrame()
-        results = {run.run_id: run for run in finished_trials(runs, parent)}
-        curves[label] = best_so_far(trials, results)
-        if not curves[label].empty:
-            last = curves[label].iloc[-1]
-            row = seed_row(f"search: {label} (trial {int(last['best_trial'])})", [results[last["run_id"]]])
-            strategy_rows.append({**row, "minutes": last["minutes"], "trials": len(trials)})
-    retrained = sorted(finished_trials(runs, parents[parts.retrained]), key=lambda run: run.params.get("seed", ""))
-    if retrained:
-        rows.append(seed_row("best configuration, retrained", retrained))
-    ranking = pd.DataFrame(rows + strategy_rows).sort_values("test_zero_one_loss_mean", kind="stable")
-    ranking = ranking.reset_index(drop=True)
+        parent = sweep_parent(reader, experiment_id, study)
+        rows += [seed_row(model, group) for model, group in by_model(finished_trials(runs, parent)).items()]
+    records = strategy_records(reader, experiment_id, runs, parts)
+    table = pd.DataFrame([record.row() for record in records], columns=STRATEGY_COLUMNS)
+    record_curves = [best_so_far(record, results) for record in records]
+    curves: dict[str, list[pd.DataFrame]] = {}
+    for record, curve in zip(records, record_curves, strict=True):
+        curves.setdefault(record.strategy, []).append(curve)
+    rows += [strategy_ranking_row(name, group) for name, group in table.groupby("strategy", sort=False)]
+    ranking = pd.DataFrame(rows).sort_values("test_zero_one_loss_mean", kind="stable").reset_index(drop=True)
     out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "strategies.csv", index=False)
     ranking.to_csv(out / "ranking.csv", index=False)
-    curve_table = pd.concat([c.assign(strategy=label) for label, c in curves.items()], ignore_index=True)
+    curve_table = pd.concat(
+        [c.assign(strategy=r.strategy, seed=r.seed) for r, c in zip(records, record_curves, strict=True)],
+        ignore_index=True,
+    )
     curve_table.to_csv(out / "best_so_far.csv", index=False)
     figures = {"best_so_far.png": best_so_far_figure(curves), "ranking.png": ranking_figure(ranking)}
+    finals = [record.final for record in records if record.final is not None]
+    best_run_id = max(finals, key=lambda run: run.metrics[SELECTION]).run_id if finals else None
     pairs = pd.DataFrame()
-    best_run_id = retrained[0].run_id if retrained else None
     if best_run_id:
         matrix = read_confusion(reader, best_run_id)
         pairs = confused_pairs(matrix)
@@ -205,15 +310,17 @@ def write_hard_report(
     lines = [
         f"# Fruits-360 hard study: `{experiment}`",
         "",
-        "Test zero-one loss, best first: each baseline and the retrained best configuration over their seeds, "
-        "each search strategy's trial chosen on validation accuracy.",
+        "Each strategy with each seed, charged its whole wall time (strategies.csv):",
+        "",
+        markdown(table),
+        "Test zero-one loss, best first: each baseline over its seeds, each strategy's final model over its seeds.",
         "",
         markdown(ranking),
     ]
     if not pairs.empty:
-        lines += ["Most confused class pairs of the best configuration (first seed):", ""]
+        lines += ["Most confused class pairs of the final model with the best validation accuracy:", ""]
         lines += [markdown(pairs.drop(columns=["true_label", "predicted_label"]))]
     lines += [f"![{name}]({name})" for name in figures]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    retrained_parent = parents[parts.retrained]
-    return HardReport(out, ranking, best_run_id, retrained_parent.run_id if retrained_parent else None)
+    last = records[-1].final_parent if records else None
+    return HardReport(out, table, ranking, best_run_id, last.run_id if last else None)

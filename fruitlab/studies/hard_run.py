@@ -1,5 +1,5 @@
 """Running the Fruits-360 hard study's plan (hard_plan.py): each part's sweep in a process of its own, skipped
-when it finished before, the best configuration read back from the store and retrained, then the report."""
+when it finished before; each strategy's winner read back from the store and trained on; then the report."""
 
 import time
 from dataclasses import dataclass
@@ -14,24 +14,23 @@ from fruitlab.errors import FruitlabError
 from fruitlab.studies.hard_plan import (
     EXPERIMENT,
     HARD,
-    RETRAINED,
-    STRATEGIES,
     Part,
     Plan,
+    Run,
     baseline_parts,
-    best_strategy,
     check_overrides,
+    check_strategies,
     common_overrides,
+    final_part,
     recorded_overrides,
-    retrained_part,
-    retrained_study_name,
     run_overrides,
-    strategy_parts,
+    study_runs,
 )
-from fruitlab.studies.hard_report import SELECTION, StudyParts, sweep_parent, write_hard_report
+from fruitlab.studies.hard_report import PART_WALL, StudyParts, sweep_parent, write_hard_report
 from fruitlab.studies.seed import Stage, check_models, run_stage
 from fruitlab.tracking.logged_models import load_run_config
 from fruitlab.tracking.query import RunRecord, Selection, StoreReader, descendants
+from fruitlab.tracking.runs import RunRecorder
 from fruitlab.tracking.store import Store, slug
 from fruitlab.training.resume import LAST_CHECKPOINT
 
@@ -81,6 +80,12 @@ class StudyRecords:
     def log_report(self, parent_run_id: str, folder: Path) -> None:
         self.reader.log_report(Selection(self.experiment_id, self.experiment, parent_run_id), folder)
 
+    def record_wall_time(self, study_name: str, seconds: float) -> None:
+        """The wall time a part has cost, on its sweep's parent run: what its strategy is charged."""
+        parent = self.sweep_parent(study_name)
+        if parent is not None:
+            RunRecorder(parent.run_id, self.store).log_metrics({PART_WALL: seconds})
+
 
 def spent_seconds(records: StudyRecords, study_name: str) -> tuple[bool, float]:
     """(whether the sweep finished, the summed wall time of its recorded trials)."""
@@ -93,38 +98,45 @@ def spent_seconds(records: StudyRecords, study_name: str) -> tuple[bool, float]:
 
 
 def run_part(records: StudyRecords, part: Part) -> float | None:
-    """Run the part's sweep (a search strategy with the time it has left); None when it had finished."""
+    """Run the part's sweep (a search with the time it has left) and record its wall time; None when it had
+    finished. A part run again after an interruption is charged its trials' time before and its new run's."""
     finished, spent = spent_seconds(records, part.study_name)
     if finished:
         print(f"\n== {part.label}: finished before, skipped", flush=True)
         return None
-    return run_stage(Stage(part.label, run_overrides(part, spent)))
+    seconds = run_stage(Stage(part.label, run_overrides(part, spent)))
+    records.record_wall_time(part.study_name, spent + seconds)
+    return seconds
 
 
-def best_trial(records: StudyRecords, parent: RunRecord) -> RunRecord:
-    """The finished run of the trial the sweep's parent names as its best."""
-    from fruitlab.sweeping.trial import TRIAL_NUMBER_TAG  # with Lightning: not loaded before the study runs
+def winner(records: StudyRecords, parent: RunRecord) -> tuple[list[str], str]:
+    """The search's best trial (a warm-start run may be it) as overrides of its searched settings, as its run
+    recorded them, and its best checkpoint, which the final training starts from."""
+    run_id = parent.tags.get("best_run_id")
+    if not run_id:
+        raise FruitlabError(f"the search {parent.run_name} finished no trial in its time: raise --budget")
+    searched = sorted(key.removeprefix("best.") for key in parent.tags if key.startswith("best."))
+    chosen = recorded_overrides(records.run_config(run_id), searched)
+    return chosen, str(best_checkpoint(records.checkpoint_folder(run_id)))
 
-    number = parent.tags.get("best_trial")
-    for run in records.trials(parent):
-        if run.is_training_result and run.tags.get(TRIAL_NUMBER_TAG) == number:
-            return run
-    raise FruitlabError(f"the sweep {parent.run_name} names trial {number} as its best, but it has no finished run")
 
-
-def retrained(records: StudyRecords, plan: Plan, common: list[str], strategies: list[Part]) -> Part:
-    """The retrained best configuration over every strategy: the best trial's searched settings as its run
-    recorded them. Once that part finished, it is only named (and skipped)."""
-    name = retrained_study_name(records.experiment)
-    if spent_seconds(records, name)[0]:
-        return Part(RETRAINED, name, ())
-    parents = {part.label: records.sweep_parent(part.study_name) for part in strategies}
-    label = best_strategy({label: p.metrics.get(SELECTION) if p else None for label, p in parents.items()})
-    parent = parents[label]
-    searched = [key.removeprefix("best.") for key in parent.tags if key.startswith("best.")]
-    chosen = recorded_overrides(records.run_config(best_trial(records, parent).run_id), searched)
-    print(f"\n== best configuration: {label}, {' '.join(chosen)}", flush=True)
-    return retrained_part(plan, records.experiment, common, STRATEGIES[label], chosen)
+def run_strategy(records: StudyRecords, plan: Plan, common: list[str], run: Run) -> dict[str, float | None]:
+    """One strategy with one seed: its search, then its winner (train_longer: the paper's configuration)
+    trained for what is left of the budget."""
+    seconds: dict[str, float | None] = {}
+    chosen: list[str] = []
+    start_from, spent = None, 0.0
+    if run.search:
+        seconds[run.search.label] = run_part(records, run.search)
+        parent = records.sweep_parent(run.search.study_name)
+        if parent is None:
+            raise FruitlabError(f"the search {run.search.study_name} left no parent run in the store")
+        spent = parent.metrics.get(PART_WALL, 0.0)
+        chosen, start_from = winner(records, parent)
+        print(f"\n== {run.label}: winner {' '.join(chosen)} after {spent:.0f} s of search", flush=True)
+    final = final_part(plan, common, run, chosen, start_from, spent)
+    seconds[final.label] = run_part(records, final)
+    return seconds
 
 
 def best_checkpoint(folder: Path) -> Path:
@@ -155,19 +167,22 @@ def hard_study(overrides: list[str], plan: Plan, out: Path | None) -> HardStudyR
     started = time.perf_counter()
     check_overrides(overrides)
     check_models(plan.models)
+    check_strategies(plan.strategies)
     cfg = compose_config([HARD, *overrides])  # fails here, before any training, on a bad override
     records = StudyRecords.open(cfg.tracking.uri, cfg.tracking.experiment or EXPERIMENT)
     common = common_overrides(overrides, records.experiment, records.uri)
     baselines = baseline_parts(plan, records.experiment, common)
-    strategies = strategy_parts(plan, records.experiment, common)
-    seconds = {part.label: run_part(records, part) for part in [*baselines, *strategies]}
-    retrain = retrained(records, plan, common, strategies)
-    seconds[retrain.label] = run_part(records, retrain)
+    seconds = {part.label: run_part(records, part) for part in baselines}
+    runs = study_runs(plan, records.experiment, common)
+    for run in runs:
+        seconds |= run_strategy(records, plan, common, run)
     print("\n== report", flush=True)
     parts = StudyParts(
         {part.label: part.study_name for part in baselines},
-        {part.label: part.study_name for part in strategies},
-        retrain.study_name,
+        {
+            (run.strategy, run.seed): (run.search.study_name if run.search else None, run.final_study)
+            for run in sorted(runs, key=lambda run: (plan.strategies.index(run.strategy), run.seed))
+        },
     )
     folder = out or Path("reports") / slug(records.experiment)
     report = write_hard_report(
@@ -177,8 +192,8 @@ def hard_study(overrides: list[str], plan: Plan, out: Path | None) -> HardStudyR
         folder,
         lambda run_id, pairs: confusions_figure(records, run_id, pairs),
     )
-    if report.retrained_parent_id:  # beside the study's last part, replaced on each redraw: no run is added
-        records.log_report(report.retrained_parent_id, folder)
+    if report.last_parent_id:  # beside the study's last part, replaced on each redraw: no run is added
+        records.log_report(report.last_parent_id, folder)
     ran = {label: spent for label, spent in seconds.items() if spent is not None}
     skipped = [label for label, spent in seconds.items() if spent is None]
     return HardStudyResult(ran, skipped, folder, time.perf_counter() - started)

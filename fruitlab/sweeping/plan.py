@@ -55,6 +55,7 @@ class SweepPlan:
     # the direction hydra.sweeper.direction gives the task's objective, when it differs from objective.direction
     redirected: str | None = None
     warm_start: tuple[str, ...] = ()  # experiments, sweeps or runs whose finished runs seed the study
+    checks_per_epoch: int = 1  # the trials' validation checks per epoch: the steps of their curves
 
     @classmethod
     def of(cls, settings: SweepSettings, config: DictConfig, overrides: Sequence[Override]) -> "SweepPlan":
@@ -111,6 +112,7 @@ class SweepPlan:
             tracking_uri=OmegaConf.select(config, "tracking.uri"),
             trained_metric=OmegaConf.select(config, "objective.metric") if "tracking" in config else None,
             log_model=bool(OmegaConf.select(config, "tracking.log_model")),
+            checks_per_epoch=int(OmegaConf.select(config, "objective.checks_per_epoch", default=1)),
             results_dir=Path(config.hydra.sweep.dir),
             enqueue=enqueue,
             warm_start=warm_start,

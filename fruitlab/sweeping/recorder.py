@@ -25,6 +25,7 @@ from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
 from fruitlab.errors import ConfigError
+from fruitlab.plotting import CHECK_PREFIX
 from fruitlab.sweeping.claims import FAIL_REASON
 from fruitlab.sweeping.identity import RUN_ID_ATTR, STUDY_TAG, TRIAL_STATE_TAG
 from fruitlab.sweeping.outcomes import Outcome
@@ -32,7 +33,7 @@ from fruitlab.sweeping.plan import SweepPlan
 from fruitlab.sweeping.plots import study_plots, trials_table
 from fruitlab.sweeping.results import Best, TrialCounts, best_of, optimization_results, pareto_front
 from fruitlab.sweeping.storage import storage_label
-from fruitlab.sweeping.warm_start import RecordedRun, Seed, Seeding
+from fruitlab.sweeping.warm_start import RecordedRun, Seed, Seeding, curve_in_study_steps
 from fruitlab.tracking.links import StoreUI
 from fruitlab.tracking.query import SWEEP_PARENT_TAG, StoreReader, runs_tagged, runs_under
 from fruitlab.tracking.registry import CHAMPION, set_champion
@@ -122,10 +123,15 @@ class SweepRecorder:
             ]
         return runs
 
-    def objective_curves(self, seeds: Sequence[Seed], metric: str) -> dict[str, dict[int, float]]:
-        """Each seed's run's history of `metric`, step (epoch) -> value."""
+    def objective_curves(self, seeds: Sequence[Seed], metric: str, checks: int) -> dict[str, dict[int, float]]:
+        """Each seed's run's history of `metric` at the steps of trials that validate `checks` times per epoch."""
         reader = StoreReader(self.store)
-        return {seed.run_id: dict(reader.read_history(seed.run_id, (metric,)).get(metric, [])) for seed in seeds}
+        curves = {}
+        for seed in seeds:
+            history = reader.read_history(seed.run_id, (f"{CHECK_PREFIX}{metric}", metric))
+            by_check, by_epoch = (dict(history.get(name, [])) for name in (f"{CHECK_PREFIX}{metric}", metric))
+            curves[seed.run_id] = curve_in_study_steps(seed, by_check, by_epoch, checks)
+        return curves
 
     def record_warm_start(self, seeding: Seeding) -> None:
         """Name the runs that seeded the study on its parent run: a tag (the full list in a file when long)."""
@@ -182,10 +188,11 @@ class SweepRecorder:
         metric = self.plan.objectives[0].metric
         self.parent.log_metrics({f"best_{metric}": best.value})
         self.parent.set_tags(best.tags())
-        log.info("best: trial %d, %s=%.4g, %s (run %s)", best.number, metric, best.value, best.params, best.run_id)
-        if not self.plan.settings.register or best.run_id is None:  # another task than training records no run
+        run = best.run_id or (best.seeded_from and f"{best.seeded_from}, seeded from an earlier sweep")
+        log.info("best: trial %d, %s=%.4g, %s (run %s)", best.number, metric, best.value, best.params, run)
+        # another task than training records no run; a warm start's run was recorded by another sweep
+        if not self.plan.settings.register or best.run_id is None:
             return
-        self.parent.set_tags({"best_run_id": best.run_id})
         if not self.plan.log_model:
             log.info("no model registered: the best trial logged no model (tracking.log_model=false)")
             return

@@ -11,6 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from fruitlab.sweeping.claims import unresolved_failures
 from fruitlab.sweeping.identity import RUN_ID_ATTR
+from fruitlab.sweeping.warm_start import SEEDED_ATTR
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,14 @@ class Best:
     value: float
     params: dict[str, object]
     run_id: str | None  # its MLflow run; None for a task other than fruitlab's training
+    seeded_from: str | None = None  # the finished run a warm-started trial was made from
 
     def tags(self) -> dict[str, object]:
-        """The parent run's tags that name the best configuration (`+key` overrides named as keys)."""
-        return {"best_trial": self.number, **{f"best.{k.lstrip('+')}": v for k, v in self.params.items()}}
+        """The parent run's tags that name the best configuration (`+key` overrides named as keys) and its run."""
+        tags = {"best_trial": self.number, **{f"best.{k.lstrip('+')}": v for k, v in self.params.items()}}
+        if run_id := self.run_id or self.seeded_from:
+            tags["best_run_id"] = run_id
+        return tags
 
 
 def has_complete_trial(study: optuna.Study) -> bool:
@@ -58,7 +63,8 @@ def best_of(study: optuna.Study) -> Best | None:
     if not has_complete_trial(study):
         return None
     best = study.best_trial
-    return Best(best.number, best.value, dict(best.params), best.user_attrs.get(RUN_ID_ATTR))
+    attrs = best.user_attrs
+    return Best(best.number, best.value, dict(best.params), attrs.get(RUN_ID_ATTR), attrs.get(SEEDED_ATTR))
 
 
 def pareto_front(study: optuna.Study) -> list[int]:

@@ -104,7 +104,7 @@ def warm_start(plan: SweepPlan, study: optuna.Study, recorder: SweepRecorder) ->
     if plan.warm_start and not is_warm_started(study):
         seeding = Seeding.of(recorder.runs_to_start_from(plan.warm_start), plan.space, plan.objectives)
         single = plan.objectives[0].metric if len(plan.objectives) == 1 else None  # Optuna's curves: one objective
-        curves = {} if single is None else recorder.objective_curves(seeding.seeds, single)
+        curves = {} if single is None else recorder.objective_curves(seeding.seeds, single, plan.checks_per_epoch)
         add_seeded_trials(study, plan.space, seeding.seeds, curves)
         recorder.record_warm_start(seeding)
         log.info(seeding.summary())

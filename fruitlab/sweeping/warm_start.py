@@ -13,6 +13,7 @@ from fruitlab.sweeping.space import Point, SearchSpace
 
 SEEDED_ATTR = "warm_start_run_id"  # user attribute of a trial made from a finished run: that run
 WARM_STARTED_ATTR = "warm_started"  # study user attribute: how many trials seeded it (set once per study)
+CHECKS_PARAM = "objective.checks_per_epoch"  # as a run records it
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Seed:
     run_id: str
     params: Point
     values: tuple[float, ...]
+    checks_per_epoch: int = 1  # its run's validation checks per epoch
 
 
 def recorded_value(params: Mapping[str, str], name: str) -> str | None:
@@ -64,7 +66,17 @@ def seed_of(run: RecordedRun, space: SearchSpace, objectives: Sequence[Objective
     values = [objective_value(run.metrics, o.metric) for o in objectives]
     if any(v is None for v in values):
         return "no objective metric"
-    return Seed(run.run_id, params, tuple(values))
+    return Seed(run.run_id, params, tuple(values), int(run.params.get(CHECKS_PARAM, "1")))
+
+
+def curve_in_study_steps(
+    seed: Seed, by_check: Mapping[int, float], by_epoch: Mapping[int, float], checks: int
+) -> dict[int, float]:
+    """A seed's objective curve at the steps of a study whose trials validate `checks` times per epoch: its
+    check-by-check values when its run validated as often, else each epoch's value at that epoch's last check."""
+    if seed.checks_per_epoch == checks and by_check:
+        return dict(by_check)
+    return {epoch * checks + checks - 1: value for epoch, value in by_epoch.items()}
 
 
 @dataclass(frozen=True)

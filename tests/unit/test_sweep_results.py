@@ -50,8 +50,15 @@ def test_the_best_configuration_is_the_complete_trial_with_the_best_value_in_the
     )
     best = best_of(study_of(*trials))
     assert best == Best(1, 0.2, {"lr": 0.01, "+momentum": 0.9}, "b")
-    assert best.tags() == {"best_trial": 1, "best.lr": 0.01, "best.momentum": 0.9}
+    assert best.tags() == {"best_trial": 1, "best.lr": 0.01, "best.momentum": 0.9, "best_run_id": "b"}
     assert best_of(study_of(*trials, directions=("maximize",))).run_id == "a"
+
+
+def test_a_warm_started_best_names_the_run_it_was_made_from():
+    seeded = trial(0.001, 0.1, warm_start_run_id="w")
+    best = best_of(study_of(trial(0.1, 0.5, mlflow_run_id="a"), seeded))
+    assert (best.run_id, best.seeded_from) == (None, "w")  # no model of this sweep to register
+    assert best.tags()["best_run_id"] == "w"
 
 
 def test_a_study_without_a_complete_trial_has_no_best_and_no_results():

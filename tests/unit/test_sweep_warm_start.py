@@ -19,6 +19,7 @@ from fruitlab.sweeping.warm_start import (
     RecordedRun,
     Seed,
     Seeding,
+    curve_in_study_steps,
     enqueued_points,
     seed_of,
     warm_start_sources,
@@ -176,3 +177,12 @@ def test_enqueued_points_wait_in_order_and_are_not_enqueued_again():
     assert enqueue_points(study, points) == 0  # a resumed sweep
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert [t.system_attrs["fixed_params"] for t in waiting] == [{"lr": 0.01}, {"lr": 0.001}]
+
+
+def test_a_seeds_curve_is_placed_at_the_steps_of_the_studys_checks():
+    by_check, by_epoch = {0: 0.5, 1: 0.7, 2: 0.8, 3: 0.9}, {0: 0.9}
+    four = Seed("r", {}, (0.9,), checks_per_epoch=4)
+    assert curve_in_study_steps(four, by_check, by_epoch, 4) == by_check  # validated as often: check by check
+    one = Seed("r", {}, (0.9,), checks_per_epoch=1)
+    assert curve_in_study_steps(one, {0: 0.9}, {0: 0.9, 1: 0.95}, 4) == {3: 0.9, 7: 0.95}  # at each epoch's end
+    assert curve_in_study_steps(four, by_check, by_epoch, 2) == {1: 0.9}
