@@ -82,14 +82,17 @@ def sweep(root: Path, store: Path, pruner: str, trials: int, epochs: int) -> tup
 class TrialRun:
     metrics: dict[str, float]
     seconds: float  # from the start to the end of its MLflow run
+    logged_model: bool
 
 
 def trial_runs(store: Path) -> list[TrialRun]:
     """The trial runs of a finished sweep (its parent run aside), in the order they ran."""
     client = mlflow.MlflowClient(f"sqlite:///{store}/mlflow.db")
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], order_by=["start_time ASC"])
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, order_by=["start_time ASC"])
+    with_model = {m.source_run_id for m in client.search_logged_models(experiment_ids=experiments, max_results=1000)}
     return [
-        TrialRun(r.data.metrics, (r.info.end_time - r.info.start_time) / 1000)
+        TrialRun(r.data.metrics, (r.info.end_time - r.info.start_time) / 1000, r.info.run_id in with_model)
         for r in runs
         if "fit_time_s" in r.data.metrics
     ]
@@ -132,8 +135,8 @@ class SweepCost:
 
     @property
     def leaders(self) -> int:
-        """Trials that did the full work after training (every one of them measures latency)."""
-        return sum("latency_repeats" in t.metrics for t in self.trials)
+        """Trials that did the full work after training (the only ones that log a model)."""
+        return sum(t.logged_model for t in self.trials)
 
 
 def grid_cost(root: Path, model: str, lrs: list[str], *extra: str, checkout: Path = REPO) -> SweepCost:
@@ -177,8 +180,8 @@ def sweep_overhead(root: Path, repeats: int, baseline: Path | None) -> None:
         peaks = [t.metrics["process_peak_rss_mb"] for t in cost.trials]
         print(f"    {name}: min {cost.per_trial:.2f} s / median {median:.2f} s per trial (of which "
               f"{cost.in_runs_per_trial:.2f} s inside the trials' runs; wall {cost.wall:.1f} s, fit_time_s sum "
-              f"{fits:.1f} s, {cost.leaders} of {len(cost.trials)} trials led); peak RSS after trial 2 {peaks[1]:.0f} "
-              f"MiB, after trial {len(peaks)} {peaks[-1]:.0f} MiB", flush=True)  # fmt: skip
+              f"{fits:.1f} s, {cost.leaders} of {len(cost.trials)} trials logged a model); peak RSS after trial 2 "
+              f"{peaks[1]:.0f} MiB, after trial {len(peaks)} {peaks[-1]:.0f} MiB", flush=True)  # fmt: skip
     default = best["defaults"].per_trial
     for name in list(compared)[1:]:
         print(f"    ratio {name} / defaults: {best[name].per_trial / default:.2f}")
