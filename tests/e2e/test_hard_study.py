@@ -14,6 +14,7 @@ from fruitlab.data.imagefolder import TEST_DIR, TRAIN_DIR, embedded_sample
 from fruitlab.data.splits import frame_number
 from fruitlab.errors import ConfigError
 from fruitlab.studies.hard_plan import MODELS, STRATEGY_NAMES, Plan
+from fruitlab.studies.hard_report import STRATEGY_COLUMNS
 from fruitlab.studies.hard_run import hard_study
 
 HARD = REPO.parent / "shared" / "data" / "fruits360-hard"
@@ -61,16 +62,7 @@ def run_smoke_study(few_classes: Path, store: str, out: Path, strategies: tuple[
 def check_smoke_report(out: Path, store: str, strategies: tuple[str, ...]) -> None:
     assert {path.name for path in out.iterdir()} >= REPORT
     table = pd.read_csv(out / "strategies.csv")
-    assert list(table.columns) == [
-        "strategy",
-        "seed",
-        "trials",
-        "pruned",
-        "search_s",
-        "train_s",
-        "val_zero_one_loss",
-        "test_zero_one_loss",
-    ]
+    assert list(table.columns) == STRATEGY_COLUMNS
     assert list(table["strategy"]) == list(strategies)
     assert table["test_zero_one_loss"].notna().all() and (table["train_s"] > 0).all()
     searched = table[table["strategy"] != "train_longer"]
