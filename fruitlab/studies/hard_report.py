@@ -183,15 +183,20 @@ def best_so_far_figure(curves: dict[str, list[pd.DataFrame]]) -> Figure:
     return fig
 
 
-def seed_row(label: str, runs: list[RunRecord]) -> dict[str, object]:
-    losses = np.array([run.metrics[RESULT] for run in runs])
+def ranking_row(label: str, test_losses: list[float], val_losses: list[float]) -> dict[str, object]:
+    """A ranking line: the test zero-one loss's mean ± std over seeds and the mean validation loss."""
+    losses = np.array(test_losses)
     return {
         "configuration": label,
-        "runs": len(runs),
+        "runs": len(losses),
         "test_zero_one_loss_mean": losses.mean() if len(losses) else np.nan,
         "test_zero_one_loss_std": losses.std(ddof=1) if len(losses) > 1 else np.nan,
-        "val_zero_one_loss_mean": np.mean([1 - run.metrics[SELECTION] for run in runs]) if runs else np.nan,
+        "val_zero_one_loss_mean": np.mean(val_losses) if val_losses else np.nan,
     }
+
+
+def seed_row(label: str, runs: list[RunRecord]) -> dict[str, object]:
+    return ranking_row(label, [run.metrics[RESULT] for run in runs], [1 - run.metrics[SELECTION] for run in runs])
 
 
 def by_model(runs: list[RunRecord]) -> dict[str, list[RunRecord]]:
@@ -254,14 +259,9 @@ def strategy_records(
 
 
 def strategy_ranking_row(strategy: str, rows: pd.DataFrame) -> dict[str, object]:
-    losses = rows["test_zero_one_loss"].dropna()
-    return {
-        "configuration": f"strategy: {strategy}",
-        "runs": len(losses),
-        "test_zero_one_loss_mean": losses.mean() if len(losses) else np.nan,
-        "test_zero_one_loss_std": losses.std(ddof=1) if len(losses) > 1 else np.nan,
-        "val_zero_one_loss_mean": rows["val_zero_one_loss"].mean(),
-    }
+    finished = rows.dropna(subset=["test_zero_one_loss"])
+    test, val = (finished[column].tolist() for column in ("test_zero_one_loss", "val_zero_one_loss"))
+    return ranking_row(f"strategy: {strategy}", test, val)
 
 
 def write_hard_report(

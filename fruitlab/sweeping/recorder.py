@@ -127,9 +127,10 @@ class SweepRecorder:
         """Each seed's run's history of `metric` at the steps of trials that validate `checks` times per epoch."""
         reader = StoreReader(self.store)
         curves = {}
+        names = (f"{CHECK_PREFIX}{metric}", metric)  # at each check, at each epoch's end
         for seed in seeds:
-            history = reader.read_history(seed.run_id, (f"{CHECK_PREFIX}{metric}", metric))
-            by_check, by_epoch = (dict(history.get(name, [])) for name in (f"{CHECK_PREFIX}{metric}", metric))
+            history = reader.read_history(seed.run_id, names)
+            by_check, by_epoch = (dict(history.get(name, [])) for name in names)
             curves[seed.run_id] = curve_in_study_steps(seed, by_check, by_epoch, checks)
         return curves
 
